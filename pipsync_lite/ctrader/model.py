@@ -285,3 +285,12 @@ class Broker(Protocol):
     ) -> Position: ...
 
     async def cancel_order(self, order_id: int) -> None: ...
+
+
+@dataclass(frozen=True, slots=True)
+class UnrealizedPnL:
+    """One open position's floating P/L in the deposit currency (``GetPositionUnrealizedPnLRes``)."""
+
+    position_id: int
+    gross: Decimal
+    net: Decimal  # after commissions and swap

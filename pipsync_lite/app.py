@@ -1,0 +1,110 @@
+"""Composition root: builds every part from a Config and starts/stops them in order."""
+
+from __future__ import annotations
+
+import asyncio
+from collections.abc import Callable
+from datetime import datetime
+from typing import Any
+
+import structlog
+from aiohttp import web
+
+from pipsync_lite.config import Config, redacted
+from pipsync_lite.ctrader.bridge import install_reactor
+from pipsync_lite.ctrader.client import ClientSettings, CTraderClient
+from pipsync_lite.engine import Engine, utcnow
+from pipsync_lite.ledger import Ledger
+from pipsync_lite.store import Store
+from pipsync_lite.web import WebState, make_app
+
+log = structlog.get_logger("pipsync_lite.app")
+
+
+def client_settings(config: Config) -> ClientSettings:
+    c = config.ctrader
+    return ClientSettings(
+        host=c.resolved_host,
+        port=c.port,
+        ca_file=c.ca_file,
+        client_id=c.client_id,
+        client_secret=c.client_secret.get_secret_value(),
+        access_token=c.access_token.get_secret_value(),
+        refresh_token=c.refresh_token.get_secret_value() if c.refresh_token else "",
+        account_id=c.account_id,
+        request_timeout=float(c.request_timeout_seconds),
+    )
+
+
+class Daemon:
+    """The running product: web edge, engine, trade log and broker session on one loop."""
+
+    def __init__(self, config: Config, *, clock: Callable[[], datetime] = utcnow) -> None:
+        self.config = config
+        self._clock = clock
+        self.store = Store(config.storage.path)
+        self.broker: CTraderClient | None = None
+        self.ledger: Ledger | None = None
+        self.engine: Engine | None = None
+        self._web: WebState | None = None
+        self._runner: web.AppRunner | None = None
+        self.port: int = config.server.port
+
+    @property
+    def base_url(self) -> str:
+        host = self.config.server.host
+        host = "127.0.0.1" if host in ("0.0.0.0", "") else host
+        return f"http://{host}:{self.port}"
+
+    @property
+    def webhook_url(self) -> str:
+        return f"{self.base_url}/webhook/{self.config.server.webhook_token.get_secret_value()}"
+
+    async def start(self) -> None:
+        install_reactor(asyncio.get_running_loop())
+        log.info("daemon_starting", config_version=self.config.version, config=redacted(self.config))
+        await self.store.open()
+        self.broker = CTraderClient(client_settings(self.config))
+        self.ledger = Ledger(self.store, self.broker.symbol_by_id)
+        self.broker.subscribe(self.ledger.on_event)
+        self.ledger.start()
+        self.engine = Engine(self.config, self.store, self.broker, clock=self._clock)
+        self._web = WebState(
+            engine=self.engine,
+            webhook_token=self.config.server.webhook_token.get_secret_value(),
+            readiness=self._readiness,
+            ready=lambda: self.broker is not None and self.broker.ready,
+        )
+        self._runner = web.AppRunner(make_app(self._web), access_log=None, handle_signals=False)
+        await self._runner.setup()
+        site = web.TCPSite(self._runner, self.config.server.host, self.config.server.port)
+        await site.start()
+        self.port = self._runner.addresses[0][1]  # the real port when the YAML says 0
+        await self.broker.start()
+        log.info("daemon_started", url=self.base_url)
+
+    def _readiness(self) -> dict[str, Any]:
+        broker = self.broker
+        ready = broker is not None and broker.ready
+        return {
+            "broker": "ready" if ready else "not_ready",
+            "account_id": self.config.ctrader.account_id,
+            "token_expires_in_seconds": None,
+            "detail": None if ready or broker is None else broker.last_error,
+        }
+
+    async def stop(self, drain_timeout: float = 10.0) -> None:
+        """Stop intake (503), let in-flight orders finish within a bound, then close in order."""
+        log.info("daemon_stopping")
+        if self._web is not None:
+            self._web.accepting = False
+        if self.engine is not None and not await self.engine.drain(drain_timeout):
+            log.warning("daemon_stop_inflight_left", timeout=drain_timeout)
+        if self.broker is not None:
+            await self.broker.stop()
+        if self.ledger is not None:
+            await self.ledger.stop()
+        if self._runner is not None:
+            await self._runner.cleanup()
+        await self.store.close()
+        log.info("daemon_stopped")

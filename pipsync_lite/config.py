@@ -1,0 +1,286 @@
+"""YAML configuration → validated, frozen models; ``${ENV}`` substitution; redaction.
+
+Validated once, here, at the edge: nothing after this module touches a dict. Every error
+names its key path and the reason (``risk.max_lots: must be > 0, got -1``); unknown keys
+are errors (a misspelt limit silently ignored is a limit that does not hold).
+"""
+
+from __future__ import annotations
+
+import difflib
+import hashlib
+import os
+import re
+from collections.abc import Mapping
+from decimal import Decimal
+from pathlib import Path
+from typing import Any, Literal
+
+import yaml
+from pydantic import (
+    BaseModel,
+    ConfigDict,
+    Field,
+    SecretStr,
+    ValidationError,
+    field_validator,
+    model_validator,
+)
+
+from pipsync_lite.errors import ConfigError
+
+DEMO_HOST = "demo.ctraderapi.com"
+LIVE_HOST = "live.ctraderapi.com"
+
+_ENV_REF = re.compile(r"\$\{([A-Za-z_][A-Za-z0-9_]*)\}")
+
+
+def _lower(value: Any) -> Any:
+    """Enum-like values are case-insensitive everywhere (contract)."""
+    return value.lower() if isinstance(value, str) else value
+
+
+class _Model(BaseModel):
+    model_config = ConfigDict(extra="forbid", frozen=True)
+
+
+class ServerConfig(_Model):
+    host: str = "127.0.0.1"
+    port: int = Field(8080, ge=0, le=65535)
+    webhook_token: SecretStr
+
+    @field_validator("webhook_token")
+    @classmethod
+    def _long_enough(cls, value: SecretStr) -> SecretStr:
+        # The token is the only thing between the internet and an order: refuse guessable ones.
+        if len(value.get_secret_value()) < 16:
+            raise ValueError("must be at least 16 characters (use a random string)")
+        if not re.fullmatch(r"[A-Za-z0-9._~-]+", value.get_secret_value()):
+            raise ValueError("may contain only letters, digits and . _ ~ - (it is part of a URL)")
+        return value
+
+
+class CTraderConfig(_Model):
+    environment: Literal["demo", "live"] = "demo"
+    host: str | None = None
+    port: int = Field(5035, ge=1, le=65535)
+    ca_file: Path | None = None
+    client_id: str = Field(min_length=1)
+    client_secret: SecretStr
+    access_token: SecretStr
+    refresh_token: SecretStr | None = None
+    account_id: int = Field(gt=0)
+    request_timeout_seconds: Decimal = Field(Decimal(10), gt=0, le=120)
+
+    _lower_env = field_validator("environment", mode="before")(_lower)
+
+    @property
+    def resolved_host(self) -> str:
+        if self.host:
+            return self.host
+        return LIVE_HOST if self.environment == "live" else DEMO_HOST
+
+    @field_validator("ca_file")
+    @classmethod
+    def _ca_exists(cls, value: Path | None) -> Path | None:
+        if value is not None and not value.is_file():
+            raise ValueError(f"file not found: {value}")
+        return value
+
+
+class StorageConfig(_Model):
+    path: Path = Path("pipsync-lite.db")
+
+
+class SymbolsConfig(_Model):
+    map: dict[str, str] = Field(default_factory=dict)
+
+    @field_validator("map")
+    @classmethod
+    def _names(cls, value: dict[str, str]) -> dict[str, str]:
+        for alert_name, broker_name in value.items():
+            if not str(alert_name).strip() or not str(broker_name).strip():
+                raise ValueError("alert and broker names must be non-empty")
+        # Alert names are matched case-insensitively (TradingView tickers are upper case).
+        return {str(k).strip().upper(): str(v).strip() for k, v in value.items()}
+
+
+class RiskConfig(_Model):
+    default_lots: Decimal = Field(Decimal("0.01"), gt=0)
+    max_lots: Decimal | None = Field(None, gt=0)
+    max_open_positions: int | None = Field(None, ge=0)
+    allowed_symbols: tuple[str, ...] = ()
+    require_sl: bool = False
+    kill_switch: bool = False
+
+    @model_validator(mode="after")
+    def _default_within_max(self) -> RiskConfig:
+        if self.max_lots is not None and self.default_lots > self.max_lots:
+            raise ValueError(
+                f"default_lots {self.default_lots} > max_lots {self.max_lots}: "
+                "every default-sized entry would be rejected"
+            )
+        return self
+
+
+class LoggingConfig(_Model):
+    level: Literal["debug", "info", "warning", "error"] = "info"
+    format: Literal["auto", "console", "json"] = "auto"
+
+    _lower_enums = field_validator("level", "format", mode="before")(_lower)
+
+
+class Config(_Model):
+    server: ServerConfig
+    ctrader: CTraderConfig
+    storage: StorageConfig = StorageConfig()
+    symbols: SymbolsConfig = SymbolsConfig()
+    risk: RiskConfig = RiskConfig()
+    logging: LoggingConfig = LoggingConfig()
+
+    def secrets(self) -> list[str]:
+        """Every configured secret value: what must never appear in logs, answers or the DB."""
+        values = [
+            self.server.webhook_token,
+            self.ctrader.client_secret,
+            self.ctrader.access_token,
+            self.ctrader.refresh_token,
+        ]
+        return [v.get_secret_value() for v in values if v is not None and v.get_secret_value()]
+
+    @property
+    def version(self) -> str:
+        """A short digest of the effective configuration, recorded with every decision."""
+        dumped = self.model_dump_json(exclude={"server": {"webhook_token"}})
+        return hashlib.sha256(dumped.encode()).hexdigest()[:12]
+
+
+# -- loading ------------------------------------------------------------------------------
+
+
+def load_config(path: str | Path, environ: Mapping[str, str] | None = None) -> Config:
+    """Read, substitute ``${VAR}``, validate. Raises ConfigError listing every problem."""
+    path = Path(path)
+    try:
+        text = path.read_text(encoding="utf-8")
+    except OSError as exc:
+        raise ConfigError([f"{path}: cannot read ({exc.strerror or exc})"]) from exc
+    return parse_config(text, environ=environ, source=str(path), base_dir=path.parent)
+
+
+def parse_config(
+    text: str,
+    *,
+    environ: Mapping[str, str] | None = None,
+    source: str = "<config>",
+    base_dir: Path | None = None,
+) -> Config:
+    try:
+        raw = yaml.safe_load(text)
+    except yaml.YAMLError as exc:
+        raise ConfigError([f"{source}: not valid YAML: {exc}"]) from exc
+    if raw is None:
+        raw = {}
+    if not isinstance(raw, dict):
+        raise ConfigError([f"{source}: the top level must be a mapping of sections"])
+    env = os.environ if environ is None else environ
+    errors: list[str] = []
+    data = _substitute(raw, env, (), errors)
+    if errors:
+        raise ConfigError(errors)
+    if base_dir is not None:
+        _resolve_paths(data, base_dir)
+    try:
+        return Config.model_validate(data)
+    except ValidationError as exc:
+        raise ConfigError(_format_errors(exc)) from None
+
+
+def _substitute(value: Any, env: Mapping[str, str], path: tuple[str, ...], errors: list[str]) -> Any:
+    if isinstance(value, dict):
+        return {k: _substitute(v, env, (*path, str(k)), errors) for k, v in value.items()}
+    if isinstance(value, list):
+        return [_substitute(v, env, (*path, str(i)), errors) for i, v in enumerate(value)]
+    if isinstance(value, str):
+
+        def replace(match: re.Match[str]) -> str:
+            name = match.group(1)
+            if name not in env:
+                errors.append(f"{'.'.join(path)}: environment variable {name} is not set")
+                return ""
+            return env[name]
+
+        return _ENV_REF.sub(replace, value)
+    return value
+
+
+def _resolve_paths(data: dict[str, Any], base_dir: Path) -> None:
+    """Relative file paths in the YAML are relative to the YAML file, not the cwd."""
+    for section, key in (("storage", "path"), ("ctrader", "ca_file")):
+        block = data.get(section)
+        if isinstance(block, dict) and isinstance(block.get(key), str):
+            candidate = Path(block[key]).expanduser()
+            if not candidate.is_absolute():
+                block[key] = str(base_dir / candidate)
+
+
+_SECRET_KEYS = {"webhook_token", "client_secret", "access_token", "refresh_token"}
+
+
+def _format_errors(exc: ValidationError) -> list[str]:
+    lines = []
+    for err in exc.errors():
+        loc = [str(p) for p in err["loc"]]
+        key = ".".join(loc) or "<top>"
+        lines.append(f"{key}: {_reason(err, secret=bool(_SECRET_KEYS & set(loc)))}")
+    return lines
+
+
+def _reason(err: Mapping[str, Any], *, secret: bool) -> str:
+    kind = err["type"]
+    ctx = err.get("ctx") or {}
+    got = "<redacted>" if secret else repr(err.get("input"))
+    if kind == "extra_forbidden":
+        loc = err["loc"]
+        return f"unknown key{_suggest(loc)}"
+    if kind == "missing":
+        return "required"
+    bounds = {
+        "greater_than": ("> ", "gt"),
+        "greater_than_equal": (">= ", "ge"),
+        "less_than": ("< ", "lt"),
+        "less_than_equal": ("<= ", "le"),
+    }
+    if kind in bounds:
+        op, name = bounds[kind]
+        return f"must be {op}{ctx.get(name)}, got {_plain(err.get('input'))}"
+    if kind == "literal_error":
+        return f"must be one of {ctx.get('expected')}, got {got}"
+    message = str(err.get("msg", kind)).removeprefix("Value error, ")
+    return f"{message}, got {got}"
+
+
+def _plain(value: Any) -> str:
+    return str(value) if isinstance(value, int | float | Decimal | str) else repr(value)
+
+
+def _suggest(loc: tuple[Any, ...]) -> str:
+    fields = _fields_at(loc[:-1])
+    close = difflib.get_close_matches(str(loc[-1]), fields, n=2, cutoff=0.6)
+    return f" (did you mean {' or '.join(close)}?)" if close else ""
+
+
+def _fields_at(loc: tuple[Any, ...]) -> list[str]:
+    model: type[BaseModel] = Config
+    for part in loc:
+        field = model.model_fields.get(str(part))
+        annotation = field.annotation if field else None
+        if not (isinstance(annotation, type) and issubclass(annotation, BaseModel)):
+            return []
+        model = annotation
+    return list(model.model_fields)
+
+
+def redacted(config: Config) -> dict[str, Any]:
+    """The configuration as a dict for logging, with every secret masked."""
+    return config.model_dump(mode="json")  # SecretStr dumps as '**********'

@@ -1,0 +1,308 @@
+"""The trade log: SQLite through aiosqlite, WAL, versioned schema, one connection (one writer).
+
+Durability: ``journal_mode=WAL`` with ``synchronous=FULL``: a signal's row is fsynced before
+the webhook answers 202, so neither a crash nor a power cut loses an acknowledged signal.
+Migrations are numbered steps applied in order; ``PRAGMA user_version`` records the last.
+"""
+
+from __future__ import annotations
+
+import json
+import secrets
+from collections.abc import Iterable, Mapping
+from dataclasses import dataclass
+from datetime import UTC, datetime
+from decimal import Decimal
+from pathlib import Path
+from typing import Any
+
+import aiosqlite
+
+MIGRATIONS: tuple[str, ...] = (
+    # 1: the first release
+    """
+    CREATE TABLE meta (key TEXT PRIMARY KEY, value TEXT NOT NULL);
+    CREATE TABLE signals (
+        id              INTEGER PRIMARY KEY,
+        received_at     TEXT NOT NULL,
+        source_ip       TEXT,
+        dialect         TEXT,
+        raw_body        TEXT NOT NULL,           -- secrets redacted
+        parsed          TEXT,                    -- JSON of the parsed fields
+        action          TEXT,
+        symbol          TEXT,                    -- broker name once resolved
+        idempotency_key TEXT,
+        status          TEXT NOT NULL,           -- accepted|rejected|invalid|duplicate|executed|failed|unknown
+        rule            TEXT,
+        field           TEXT,
+        reason          TEXT,
+        lots            TEXT,
+        duplicate_of    INTEGER,
+        config_version  TEXT,
+        updated_at      TEXT NOT NULL
+    );
+    CREATE INDEX signals_idempotency ON signals (idempotency_key) WHERE idempotency_key IS NOT NULL;
+    CREATE INDEX signals_status ON signals (status);
+    CREATE TABLE orders (
+        id               INTEGER PRIMARY KEY,
+        signal_id        INTEGER NOT NULL REFERENCES signals (id),
+        purpose          TEXT NOT NULL,          -- entry|close|amend|cancel
+        client_order_id  TEXT,
+        symbol           TEXT,
+        side             TEXT,
+        order_type       TEXT,
+        volume           INTEGER,
+        price            TEXT,
+        stop_loss        TEXT,
+        take_profit      TEXT,
+        broker_order_id  INTEGER,
+        position_id      INTEGER,
+        status           TEXT NOT NULL,          -- filled|accepted|rejected|unknown|failed|done
+        execution_price  TEXT,
+        error_code       TEXT,
+        error_text       TEXT,
+        created_at       TEXT NOT NULL,
+        updated_at       TEXT NOT NULL
+    );
+    CREATE INDEX orders_signal ON orders (signal_id);
+    CREATE TABLE positions (
+        position_id   INTEGER PRIMARY KEY,
+        signal_id     INTEGER REFERENCES signals (id),
+        symbol        TEXT,
+        side          TEXT,
+        volume        INTEGER,
+        entry_price   TEXT,
+        stop_loss     TEXT,
+        take_profit   TEXT,
+        status        TEXT NOT NULL,             -- open|closed
+        opened_at     TEXT,
+        closed_at     TEXT,
+        close_price   TEXT,
+        gross_profit  TEXT,
+        commission    TEXT,
+        swap          TEXT,
+        close_reason  TEXT,                      -- signal|sl|tp|broker
+        updated_at    TEXT NOT NULL
+    );
+    CREATE TABLE deals (
+        deal_id          INTEGER PRIMARY KEY,
+        order_id         INTEGER,
+        position_id      INTEGER,
+        symbol           TEXT,
+        side             TEXT,
+        volume           INTEGER,
+        execution_price  TEXT,
+        commission       TEXT,
+        gross_profit     TEXT,
+        swap             TEXT,
+        balance_after    TEXT,
+        closed_volume    INTEGER,
+        executed_at      TEXT
+    );
+    CREATE INDEX deals_position ON deals (position_id);
+    """,
+)
+
+
+def utcnow_iso(now: datetime | None = None) -> str:
+    return (now or datetime.now(UTC)).isoformat(timespec="milliseconds")
+
+
+def _text(value: Decimal | None) -> str | None:
+    return None if value is None else str(value)
+
+
+@dataclass(frozen=True, slots=True)
+class SignalRecord:
+    """A signal row to insert: everything known at the moment of the decision."""
+
+    received_at: datetime
+    raw_body: str
+    status: str
+    source_ip: str | None = None
+    dialect: str | None = None
+    parsed: Mapping[str, Any] | None = None
+    action: str | None = None
+    symbol: str | None = None
+    idempotency_key: str | None = None
+    rule: str | None = None
+    field: str | None = None
+    reason: str | None = None
+    lots: Decimal | None = None
+    duplicate_of: int | None = None
+    config_version: str | None = None
+
+
+class Store:
+    """One aiosqlite connection; every write goes through it in order."""
+
+    def __init__(self, path: Path) -> None:
+        self.path = path
+        self._db: aiosqlite.Connection | None = None
+        self.instance_id = ""
+
+    @property
+    def db(self) -> aiosqlite.Connection:
+        if self._db is None:
+            raise RuntimeError("store is not open")
+        return self._db
+
+    async def open(self) -> None:
+        self.path.parent.mkdir(parents=True, exist_ok=True)
+        self._db = await aiosqlite.connect(self.path, isolation_level=None)
+        self._db.row_factory = aiosqlite.Row
+        await self._db.execute("PRAGMA journal_mode=WAL")
+        await self._db.execute("PRAGMA synchronous=FULL")
+        await self._db.execute("PRAGMA foreign_keys=ON")
+        await self._db.execute("PRAGMA busy_timeout=5000")
+        await self._migrate()
+        self.instance_id = await self._instance_id()
+
+    async def close(self) -> None:
+        if self._db is not None:
+            await self._db.execute("PRAGMA wal_checkpoint(TRUNCATE)")
+            await self._db.close()
+            self._db = None
+
+    async def _migrate(self) -> None:
+        async with self.db.execute("PRAGMA user_version") as cursor:
+            row = await cursor.fetchone()
+        version = int(row[0]) if row else 0
+        for number, script in enumerate(MIGRATIONS[version:], start=version + 1):
+            await self.db.executescript(f"BEGIN;\n{script}\nPRAGMA user_version={number};\nCOMMIT;")
+
+    async def _instance_id(self) -> str:
+        """A random id per database: labels stay unique if the database is ever replaced."""
+        async with self.db.execute("SELECT value FROM meta WHERE key='instance_id'") as cursor:
+            row = await cursor.fetchone()
+        if row:
+            return str(row[0])
+        value = secrets.token_hex(3)
+        await self.db.execute("INSERT INTO meta (key, value) VALUES ('instance_id', ?)", (value,))
+        return value
+
+    # -- signals --------------------------------------------------------------------------
+
+    async def insert_signal(self, record: SignalRecord) -> int:
+        now = utcnow_iso(record.received_at)
+        cursor = await self.db.execute(
+            """INSERT INTO signals (received_at, source_ip, dialect, raw_body, parsed, action, symbol,
+                   idempotency_key, status, rule, field, reason, lots, duplicate_of, config_version,
+                   updated_at)
+               VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)""",
+            (
+                now,
+                record.source_ip,
+                record.dialect,
+                record.raw_body,
+                None if record.parsed is None else json.dumps(record.parsed, default=str),
+                record.action,
+                record.symbol,
+                record.idempotency_key,
+                record.status,
+                record.rule,
+                record.field,
+                record.reason,
+                _text(record.lots),
+                record.duplicate_of,
+                record.config_version,
+                now,
+            ),
+        )
+        assert cursor.lastrowid is not None
+        return cursor.lastrowid
+
+    async def set_signal_status(
+        self, signal_id: int, status: str, *, rule: str | None = None, reason: str | None = None
+    ) -> None:
+        await self.db.execute(
+            """UPDATE signals SET status = ?, rule = COALESCE(?, rule), reason = COALESCE(?, reason),
+                   updated_at = ? WHERE id = ?""",
+            (status, rule, reason, utcnow_iso(), signal_id),
+        )
+
+    async def find_accepted_by_key(self, key: str) -> int | None:
+        """The first signal with this idempotency key that got past the guard."""
+        async with self.db.execute(
+            """SELECT id FROM signals WHERE idempotency_key = ?
+               AND status IN ('accepted', 'executed', 'failed', 'unknown') ORDER BY id LIMIT 1""",
+            (key,),
+        ) as cursor:
+            row = await cursor.fetchone()
+        return int(row[0]) if row else None
+
+    async def signal(self, signal_id: int) -> dict[str, Any] | None:
+        async with self.db.execute("SELECT * FROM signals WHERE id = ?", (signal_id,)) as cursor:
+            row = await cursor.fetchone()
+        return dict(row) if row else None
+
+    async def signals(self, status: str | None = None) -> list[dict[str, Any]]:
+        query, args = "SELECT * FROM signals", ()
+        if status is not None:
+            query, args = query + " WHERE status = ?", (status,)
+        async with self.db.execute(query + " ORDER BY id", args) as cursor:
+            return [dict(r) for r in await cursor.fetchall()]
+
+    # -- orders, positions, deals -----------------------------------------------------------
+
+    async def insert_order(self, signal_id: int, purpose: str, status: str, **fields: Any) -> int:
+        now = utcnow_iso()
+        columns = {"signal_id": signal_id, "purpose": purpose, "status": status}
+        columns.update({k: _text(v) if isinstance(v, Decimal) else v for k, v in fields.items()})
+        columns["created_at"] = columns["updated_at"] = now
+        names = ", ".join(columns)
+        marks = ", ".join("?" for _ in columns)
+        cursor = await self.db.execute(
+            f"INSERT INTO orders ({names}) VALUES ({marks})", tuple(columns.values())
+        )
+        assert cursor.lastrowid is not None
+        return cursor.lastrowid
+
+    async def orders_for(self, signal_id: int) -> list[dict[str, Any]]:
+        async with self.db.execute(
+            "SELECT * FROM orders WHERE signal_id = ? ORDER BY id", (signal_id,)
+        ) as cursor:
+            return [dict(r) for r in await cursor.fetchall()]
+
+    async def upsert_position(self, position_id: int, **fields: Any) -> None:
+        values = {k: _text(v) if isinstance(v, Decimal) else v for k, v in fields.items()}
+        values["updated_at"] = utcnow_iso()
+        names = ", ".join(values)
+        marks = ", ".join("?" for _ in values)
+        updates = ", ".join(f"{k} = COALESCE(excluded.{k}, {k})" for k in values)
+        await self.db.execute(
+            f"""INSERT INTO positions (position_id, {names}) VALUES (?, {marks})
+                ON CONFLICT (position_id) DO UPDATE SET {updates}""",
+            (position_id, *values.values()),
+        )
+
+    async def positions(self, status: str | None = None) -> list[dict[str, Any]]:
+        query, args = "SELECT * FROM positions", ()
+        if status is not None:
+            query, args = query + " WHERE status = ?", (status,)
+        async with self.db.execute(query + " ORDER BY position_id", args) as cursor:
+            return [dict(r) for r in await cursor.fetchall()]
+
+    async def insert_deal(self, deal_id: int, **fields: Any) -> bool:
+        """Record a deal once (events can be seen again after a reconnect). True if new."""
+        values = {k: _text(v) if isinstance(v, Decimal) else v for k, v in fields.items()}
+        names = ", ".join(values)
+        marks = ", ".join("?" for _ in values)
+        cursor = await self.db.execute(
+            f"INSERT OR IGNORE INTO deals (deal_id, {names}) VALUES (?, {marks})",
+            (deal_id, *values.values()),
+        )
+        return cursor.rowcount == 1
+
+    async def deals(self) -> list[dict[str, Any]]:
+        async with self.db.execute("SELECT * FROM deals ORDER BY deal_id") as cursor:
+            return [dict(r) for r in await cursor.fetchall()]
+
+    async def count(self, table: str, where: str = "", args: Iterable[Any] = ()) -> int:
+        if table not in {"signals", "orders", "positions", "deals"}:
+            raise ValueError(f"unknown table {table}")
+        async with self.db.execute(
+            f"SELECT COUNT(*) FROM {table} {'WHERE ' + where if where else ''}", tuple(args)
+        ) as cursor:
+            row = await cursor.fetchone()
+        return int(row[0]) if row else 0
