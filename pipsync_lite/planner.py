@@ -137,7 +137,7 @@ def _pending(
         sl = _apply(entry, sl_rel, side, stop=True, digits=symbol.digits)
     if tp is None and tp_rel is not None:
         tp = _apply(entry, tp_rel, side, stop=False, digits=symbol.digits)
-    _check_side(side, sl, tp, entry, f"the entry price {entry}")
+    _check_side(side, sl, tp, entry, "the entry price")
     request = OrderRequest(
         symbol_id=symbol.symbol_id,
         side=side,
