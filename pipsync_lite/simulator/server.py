@@ -1,0 +1,437 @@
+"""The Simulator: a cTrader Open API server on asyncio streams, and the API tests drive it with."""
+
+from __future__ import annotations
+
+import asyncio
+import shutil
+import tempfile
+import time
+from collections.abc import Callable
+from decimal import Decimal
+from pathlib import Path
+from typing import Any, TypeVar
+
+import structlog
+from google.protobuf.message import DecodeError, Message
+
+from pipsync_lite import protos
+from pipsync_lite.simulator import tls
+from pipsync_lite.simulator.account import Account, AccountType, from_cents
+from pipsync_lite.simulator.connection import Connection, RateLimiter
+from pipsync_lite.simulator.dispatch import HEARTBEAT, Received, RequestContext, Router
+from pipsync_lite.simulator.faults import Faults
+from pipsync_lite.simulator.feed import PriceFeed, SpotChange
+from pipsync_lite.simulator.instruments import Catalogue, Instrument
+from pipsync_lite.simulator.market import MarketHandlers
+from pipsync_lite.simulator.session import SessionHandlers
+from pipsync_lite.simulator.tokens import SimCredentials, TokenBook
+
+log = structlog.get_logger(__name__)
+
+T = TypeVar("T")
+PriceLike = Decimal | str | int
+
+
+class Simulator:
+    """A cTrader demo account behind the real Open API wire protocol.
+
+    ``tick_interval=None`` means prices move only when a test calls ``set_price`` or
+    ``step``; otherwise the seeded random walk advances one tick every ``tick_interval``
+    seconds. Everything random (prices, ids, credentials) derives from ``seed``.
+    """
+
+    def __init__(
+        self,
+        seed: int = 1,
+        host: str = "127.0.0.1",
+        port: int = 0,
+        cert_dir: Path | str | None = None,
+        account_type: str = "hedged",
+        tick_interval: float | None = None,
+        credentials: SimCredentials | None = None,
+        *,
+        balance: Decimal = Decimal("10000"),
+        leverage: int = 100,
+        heartbeat_interval: float = 10.0,
+        # The real idle timeout is unrecorded; 30 s is the schema's "idle for more than
+        # 30 s" and lets OpenApiPy (heartbeat after 20 s of silence) stay connected.
+        idle_timeout: float = 30.0,
+        # Requests are a few hundred bytes; 1 MiB refuses garbage lengths long before
+        # they cost memory (the real server's limit is unrecorded).
+        max_frame: int = 1 << 20,
+        requests_per_second: int = 50,
+        historical_requests_per_second: int = 5,
+        tls_files: tls.TlsFiles | None = None,
+        refresh_ends_sessions: bool = True,
+    ) -> None:
+        self.seed = seed
+        self.host = host
+        self.port = port
+        self.tick_interval = tick_interval
+        self.heartbeat_interval = heartbeat_interval
+        self.idle_timeout = idle_timeout
+        self.max_frame = max_frame
+        self.requests_per_second = requests_per_second
+        self.historical_requests_per_second = historical_requests_per_second
+        #: When a refresh rotates the tokens, end the account sessions authorized with the
+        #: old access token (AccountsTokenInvalidatedEvent, reason "token was refreshed").
+        #: The stricter choice: a client must then re-authorize with the new token.
+        self.refresh_ends_sessions = refresh_ends_sessions
+        self._cert_dir = Path(cert_dir) if cert_dir is not None else None
+        self._own_cert_dir: Path | None = None
+        self._tls_files = tls_files
+        creds = credentials or SimCredentials.from_seed(seed)
+        self.tokens = TokenBook(creds, seed)
+        self.catalogue = Catalogue()
+        self.feed = PriceFeed(self.catalogue.instruments, seed)
+        self.account = Account.create(creds.account_id, seed, AccountType(account_type),
+                                      balance, leverage)
+        self.faults = Faults()
+        self.requests: list[Received] = []
+        self._closed_markets: set[int] = set()
+        self._connections: dict[int, Connection] = {}
+        self._conn_tasks: set[asyncio.Task[None]] = set()
+        self._next_conn_id = 1
+        self._server: asyncio.Server | None = None
+        self._background: list[asyncio.Task[None]] = []
+        self._changed = asyncio.Event()
+        self._router = Router(self.tokens)
+        SessionHandlers(self).register(self._router)
+        MarketHandlers(self).register(self._router)
+
+    # ----------------------------------------------------------------- life cycle
+
+    async def start(self) -> None:
+        if self._tls_files is None:
+            if self._cert_dir is None:
+                self._own_cert_dir = Path(tempfile.mkdtemp(prefix="pipsync-sim-"))
+                self._cert_dir = self._own_cert_dir
+            self._tls_files = tls.generate(self._cert_dir)
+        context = tls.server_context(self._tls_files)
+        self._changed = asyncio.Event()
+        self._server = await asyncio.start_server(self._on_client, self.host, self.port,
+                                                  ssl=context)
+        self.port = self._server.sockets[0].getsockname()[1]
+        if self.tick_interval is not None:
+            self._background.append(asyncio.create_task(self._ticker(), name="sim-ticker"))
+        log.info("sim_started", host=self.host, port=self.port, seed=self.seed,
+                 account_type=self.account.account_type.value)
+
+    async def stop(self) -> None:
+        for task in self._background:
+            task.cancel()
+        await asyncio.gather(*self._background, return_exceptions=True)
+        self._background.clear()
+        if self._server is not None:
+            self._server.close()
+        for conn in list(self._connections.values()):
+            conn.abort()
+        await asyncio.gather(*self._conn_tasks, return_exceptions=True)
+        if self._server is not None:
+            await self._server.wait_closed()
+            self._server = None
+        if self._own_cert_dir is not None:
+            shutil.rmtree(self._own_cert_dir, ignore_errors=True)
+            self._own_cert_dir = None
+        log.info("sim_stopped", port=self.port)
+
+    async def __aenter__(self) -> Simulator:
+        await self.start()
+        return self
+
+    async def __aexit__(self, *exc: object) -> None:
+        await self.stop()
+
+    @property
+    def ca_file(self) -> Path:
+        if self._tls_files is None:
+            raise RuntimeError("the simulator has not started")
+        return self._tls_files.ca_file
+
+    @property
+    def credentials(self) -> SimCredentials:
+        """The current credentials (tokens change when a client refreshes them)."""
+        return self.tokens.credentials
+
+    @property
+    def account_id(self) -> int:
+        return self.account.account_id
+
+    # ----------------------------------------------------------------- the wire
+
+    async def _on_client(self, reader: asyncio.StreamReader,
+                         writer: asyncio.StreamWriter) -> None:
+        task = asyncio.current_task()
+        assert task is not None
+        self._conn_tasks.add(task)
+        conn = Connection(
+            self._next_conn_id, reader, writer,
+            heartbeat_interval=self.heartbeat_interval, idle_timeout=self.idle_timeout,
+            max_frame=self.max_frame,
+            limiter=RateLimiter(self.requests_per_second, self.historical_requests_per_second))
+        self._next_conn_id += 1
+        self._connections[conn.id] = conn
+        self._notify()
+        try:
+            await conn.serve(self._on_frame)
+        finally:
+            del self._connections[conn.id]
+            self._conn_tasks.discard(task)
+            self._notify()
+
+    async def _on_frame(self, conn: Connection, body: bytes) -> None:
+        try:
+            envelope, message = protos.decode(body)
+        except DecodeError:
+            conn.send(protos.common.ProtoErrorRes(errorCode="INVALID_REQUEST",
+                                                  description="Malformed frame"))
+            return
+        ptype = envelope.payloadType
+        client_msg_id = envelope.clientMsgId if envelope.HasField("clientMsgId") else None
+        name = message.DESCRIPTOR.name if message is not None else f"unknown:{ptype}"
+        self.requests.append(Received(ptype, name, message, client_msg_id, conn.id,
+                                      time.monotonic(), time.time()))
+        self._notify()
+        if ptype == HEARTBEAT:
+            return  # nothing to answer: the heartbeat already refreshed last_inbound
+        decision = self.faults.decide(name)
+        if decision.drop_before:
+            conn.abort()
+            return
+        outbox = self._router.handle(conn, ptype, message, client_msg_id) if decision.handle else []
+        self._notify()
+        if decision.drop_after:
+            conn.abort()
+        elif not decision.answer:
+            return
+        elif decision.delay > 0:
+            conn.send_later(decision.delay, outbox)
+        else:
+            for out, cmid in outbox:
+                conn.send(out, cmid)
+
+    def publish(self, account_id: int, messages: list[Message],
+                ctx: RequestContext | None = None) -> None:
+        """Send account events to every session of the account.
+
+        The requesting connection gets them through its outbox (so fault knobs can hold
+        them back); other sessions get them at once, with the same (to them foreign)
+        clientMsgId, as the real server does.
+        """
+        client_msg_id = ctx.client_msg_id if ctx is not None else None
+        for conn in list(self._connections.values()):
+            if account_id not in conn.accounts:
+                continue
+            for message in messages:
+                if ctx is not None and conn is ctx.conn:
+                    ctx.outbox.append((message, client_msg_id))
+                else:
+                    conn.send(message, client_msg_id)
+        self._notify()
+
+    def _push_spots(self, changes: list[SpotChange]) -> None:
+        now_ms = int(time.time() * 1000)
+        for conn in list(self._connections.values()):
+            for change in changes:
+                sub = conn.spots.get(change.symbol_id)
+                if sub is None:
+                    continue
+                account_id, with_timestamp = sub
+                event = protos.messages.ProtoOASpotEvent(
+                    ctidTraderAccountId=account_id, symbolId=change.symbol_id)
+                if change.bid is not None:
+                    event.bid = change.bid
+                if change.ask is not None:
+                    event.ask = change.ask
+                if with_timestamp:
+                    event.timestamp = now_ms
+                conn.send(event)
+
+    # ----------------------------------------------------------------- sessions
+
+    def end_account_session(self, conn: Connection, account_id: int) -> None:
+        conn.accounts.pop(account_id, None)
+        for symbol_id, (sub_account, _) in list(conn.spots.items()):
+            if sub_account == account_id:
+                del conn.spots[symbol_id]
+
+    def end_token_sessions(self, access_token: str, reason: str,
+                           ctx: RequestContext | None = None) -> None:
+        """End every account session authorized with ``access_token``, telling each."""
+        for conn in list(self._connections.values()):
+            ids = [a for a, token in conn.accounts.items() if token == access_token]
+            if not ids:
+                continue
+            for account_id in ids:
+                self.end_account_session(conn, account_id)
+            event = protos.messages.ProtoOAAccountsTokenInvalidatedEvent(
+                ctidTraderAccountIds=ids, reason=reason)
+            if ctx is not None and conn is ctx.conn:
+                ctx.reply(event)
+            else:
+                conn.send(event)
+        self._notify()
+
+    def expire_access_token(self) -> None:
+        """The current access token expires: OA_AUTH_TOKEN_EXPIRED on its next use."""
+        self.tokens.expire()
+        log.info("sim_fault_token_expired")
+        self._notify()
+
+    def invalidate_access_token(self) -> None:
+        """Revoke the current access token: CH_ACCESS_TOKEN_INVALID on its next use, and
+        AccountsTokenInvalidatedEvent to every session authorized with it."""
+        token = self.tokens.invalidate()
+        log.info("sim_fault_token_invalidated")
+        self.end_token_sessions(token, "Access token was revoked")
+
+    def send_client_disconnect(self, reason: str = "Server is restarting",
+                               connection_id: int | None = None) -> None:
+        """ProtoOAClientDisconnectEvent, then close, as when the server cancels the app."""
+        for conn in self._targets(connection_id):
+            conn.send(protos.messages.ProtoOAClientDisconnectEvent(reason=reason))
+            conn.close()
+
+    def send_account_disconnect(self, connection_id: int | None = None) -> None:
+        """ProtoOAAccountDisconnectEvent to the account's sessions, which then end."""
+        account_id = self.account.account_id
+        for conn in self._targets(connection_id):
+            if account_id in conn.accounts:
+                self.end_account_session(conn, account_id)
+                conn.send(protos.messages.ProtoOAAccountDisconnectEvent(
+                    ctidTraderAccountId=account_id))
+        self._notify()
+
+    def drop_connections(self) -> None:
+        """Drop every client connection at once, as a network failure would."""
+        for conn in list(self._connections.values()):
+            conn.abort()
+
+    def clear_faults(self) -> None:
+        """Turn every fault knob off and reopen every market."""
+        self.faults.clear()
+        self.open_market(None)
+
+    def _targets(self, connection_id: int | None) -> list[Connection]:
+        if connection_id is None:
+            return list(self._connections.values())
+        conn = self._connections.get(connection_id)
+        return [conn] if conn is not None else []
+
+    # ----------------------------------------------------------------- prices
+
+    def instrument(self, symbol: str | int) -> Instrument:
+        return self.catalogue.resolve(symbol)
+
+    def quote(self, symbol: str | int) -> tuple[Decimal, Decimal]:
+        """(bid, ask) of a symbol now."""
+        inst = self.instrument(symbol)
+        q = self.feed.quote(inst.symbol_id)
+        return q.bid_price(inst), q.ask_price(inst)
+
+    def quotes(self) -> dict[str, tuple[Decimal, Decimal]]:
+        return {i.name: self.quote(i.symbol_id) for i in self.catalogue.instruments}
+
+    def set_price(self, symbol: str | int, bid: PriceLike | None = None,
+                  ask: PriceLike | None = None) -> None:
+        """Set one or both sides exactly; subscribers get a SpotEvent with what changed,
+        and pending orders, stops and take-profits react."""
+        inst = self.instrument(symbol)
+        change = self.feed.set(inst, _price(bid), _price(ask))
+        if change is not None:
+            self._on_price_changes([change])
+
+    def step(self, n: int = 1) -> None:
+        """Advance the random walk ``n`` ticks (closed markets stay still)."""
+        open_ids = {i.symbol_id for i in self.catalogue.instruments} - self._closed_markets
+        for _ in range(n):
+            changes = self.feed.tick(open_ids)
+            if changes:
+                self._on_price_changes(changes)
+
+    def _on_price_changes(self, changes: list[SpotChange]) -> None:
+        self._push_spots(changes)
+        self._notify()
+
+    def market_open(self, symbol_id: int) -> bool:
+        return symbol_id not in self._closed_markets
+
+    def close_market(self, symbol: str | int | None = None) -> None:
+        """Close one market (or all): orders get MARKET_CLOSED, nothing triggers, the
+        random walk leaves it alone."""
+        if symbol is None:
+            self._closed_markets = {i.symbol_id for i in self.catalogue.instruments}
+        else:
+            self._closed_markets.add(self.instrument(symbol).symbol_id)
+
+    def open_market(self, symbol: str | int | None = None) -> None:
+        reopened = (set(self._closed_markets) if symbol is None
+                    else {self.instrument(symbol).symbol_id} & self._closed_markets)
+        self._closed_markets -= reopened
+        if reopened:
+            self._on_reopen(reopened)
+
+    def _on_reopen(self, symbol_ids: set[int]) -> None:
+        self._notify()
+
+    async def _ticker(self) -> None:
+        assert self.tick_interval is not None
+        while True:
+            await asyncio.sleep(self.tick_interval)
+            self.step(1)
+
+    # ----------------------------------------------------------------- inspection
+
+    @property
+    def balance(self) -> Decimal:
+        return from_cents(self.account.balance)
+
+    @property
+    def connection_ids(self) -> list[int]:
+        return sorted(self._connections)
+
+    def requests_named(self, name: str) -> list[Received]:
+        return [r for r in self.requests if r.name == name]
+
+    async def wait_for(self, predicate: Callable[[], T], timeout: float = 5.0,
+                       what: str | None = None) -> T:
+        """Wait until ``predicate()`` is truthy and return its value; TimeoutError after
+        ``timeout`` seconds. Wakes on every simulator state change."""
+        deadline = time.monotonic() + timeout
+        while True:
+            changed = self._changed
+            result = predicate()
+            if result:
+                return result
+            remaining = deadline - time.monotonic()
+            if remaining <= 0:
+                raise TimeoutError(f"condition not met within {timeout}s: "
+                                   f"{what or getattr(predicate, '__name__', predicate)}")
+            try:
+                # The short cap re-checks conditions on state the simulator cannot see
+                # change (e.g. a predicate over the test's own objects).
+                await asyncio.wait_for(changed.wait(), min(remaining, 0.05))
+            except TimeoutError:
+                pass
+
+    async def wait_for_request(self, name: str, predicate: Callable[[Received], Any] | None = None,
+                               timeout: float = 5.0, since: int = 0) -> Received:
+        """The first request named ``name`` (index >= ``since``) matching ``predicate``."""
+        def find() -> Received | None:
+            for record in self.requests[since:]:
+                if record.name == name and (predicate is None or predicate(record)):
+                    return record
+            return None
+        return await self.wait_for(find, timeout, what=f"request {name}")
+
+    def _notify(self) -> None:
+        self._changed.set()
+        self._changed = asyncio.Event()
+
+
+def _price(value: PriceLike | float | None) -> Decimal | None:
+    if value is None:
+        return None
+    if isinstance(value, float):
+        value = repr(value)  # shortest round-trip text: 1.1 stays 1.1
+    return Decimal(value)
