@@ -115,6 +115,7 @@ class Outbound:
     frame: bytes
     historical: bool = False
     on_sent: Callable[[], None] | None = None
+    cancelled: bool = False  # given up by its sender while waiting: never written
 
 
 @implementer(IHandshakeListener)
@@ -147,6 +148,7 @@ class OpenApiProtocol(Int32StringReceiver):
         self.connected = True
         self.last_sent = self.now()
         self.listener.connection_made(self)
+        self._schedule()  # anything queued before the connection existed
 
     def handshakeCompleted(self) -> None:
         self.listener.handshake_completed()
@@ -177,27 +179,31 @@ class OpenApiProtocol(Int32StringReceiver):
 
     def send(
         self, frame: bytes, *, historical: bool = False, on_sent: Callable[[], None] | None = None
-    ) -> None:
-        """Write ``frame`` now if the limits allow and nothing of its class waits, else queue it."""
+    ) -> Outbound:
+        """Write ``frame`` now if the limits allow and nothing of its class waits, else queue it.
+
+        Returns the queue entry: setting its ``cancelled`` keeps a waiting frame off the wire.
+        """
         item = Outbound(frame, historical, on_sent)
         queue = self._historical_queue if historical else self._queue
         if queue or not self.connected:
             queue.append(item)
             self._schedule()
-            return
+            return item
         now = self.now()
         if self.pacer.wait_time(now, historical) > 0:
             queue.append(item)
             self._schedule()
-            return
+            return item
         self._write(item, now)
+        return item
 
     def send_heartbeat(self) -> None:
         """Send a ProtoHeartbeatEvent (counted by the pacer like any frame)."""
         self.send(HEARTBEAT_FRAME)
 
     def close(self, abort: bool = False) -> None:
-        if self.transport is None:
+        if self.transport is None or not self.connected:
             return
         if abort:
             self.transport.abortConnection()
@@ -232,10 +238,11 @@ class OpenApiProtocol(Int32StringReceiver):
             return
         now = self.now()
         # General frames (orders among them) first; historical ones take what room is left.
-        while self._queue and self.pacer.wait_time(now, False) <= 0:
-            self._write(self._queue.popleft(), now)
-        while self._historical_queue and self.pacer.wait_time(now, True) <= 0:
-            self._write(self._historical_queue.popleft(), now)
+        for queue, historical in ((self._queue, False), (self._historical_queue, True)):
+            while queue and (queue[0].cancelled or self.pacer.wait_time(now, historical) <= 0):
+                item = queue.popleft()
+                if not item.cancelled:
+                    self._write(item, now)
         self._schedule()
 
 
