@@ -430,31 +430,39 @@ class CTraderClient:
     async def deal_list(self, from_ms: int, to_ms: int, max_rows: int = 1000) -> list[Deal]:
         """Every deal executed in [from_ms, to_ms], oldest first.
 
-        The API serves at most one week per request and ``max_rows`` deals per page (``hasMore``
-        says more exist); this walks week by week and pages within a week by moving the window
-        past the deals already seen. Historical requests are paced at 5/s.
+        The API serves at most one week per request and a page of ``maxRows`` deals, with
+        ``hasMore`` when more match, but no cursor. So this walks week by week and pages on
+        from the newest deal seen (inclusive: deals sharing that millisecond come again and
+        are deduplicated). A page that brings nothing new while ``hasMore`` (more than a page
+        of deals in one millisecond) is asked again with twice the rows (up to 64×, then
+        that millisecond is left with a warning). Historical requests
+        are paced at 5/s.
         """
         conn = self._session.trading_connection()
         seen: dict[int, Deal] = {}
         start = from_ms
         while start <= to_ms:
             end = min(to_ms, start + WEEK_MS - 1)
-            page_from = start
+            page_from, rows = start, max_rows
             while True:
                 res = await self._session.call(
                     conn,
                     P.ProtoOADealListReq(ctidTraderAccountId=self.settings.account_id,
-                                         fromTimestamp=page_from, toTimestamp=end, maxRows=max_rows),
+                                         fromTimestamp=page_from, toTimestamp=end, maxRows=rows),
                     P.ProtoOADealListRes,
                 )
                 page = [translate.deal(d, self._state.digits_of) for d in res.deal]
                 new = [d for d in page if d.deal_id not in seen]
                 seen.update((d.deal_id, d) for d in page)
-                if not res.hasMore or not new:
+                if not res.hasMore or not page:
                     break
-                latest = max(d.execution_timestamp_ms for d in page)
-                # Deals sharing the boundary millisecond are fetched again and deduplicated.
-                page_from = latest if latest > page_from else page_from + 1
+                if new:
+                    page_from, rows = max(d.execution_timestamp_ms for d in page), max_rows
+                elif rows < 64 * max_rows:
+                    rows *= 2
+                else:  # the server will not give more of this millisecond: move past it
+                    log.warning("deal_list_page_stuck", timestamp_ms=page_from, rows=rows)
+                    page_from, rows = page_from + 1, max_rows
             start = end + 1
         return sorted(seen.values(), key=lambda d: (d.execution_timestamp_ms, d.deal_id))
 

@@ -328,8 +328,10 @@ def check_order_request(request: OrderRequest, symbol: SymbolInfo) -> None:
         raise ValueError("a LIMIT order needs limit_price")
     if request.order_type in (OrderType.STOP, OrderType.STOP_LIMIT) and request.stop_price is None:
         raise ValueError(f"a {request.order_type.value.upper()} order needs stop_price")
-    if request.order_type is OrderType.MARKET_RANGE and request.base_slippage_price is None:
-        raise ValueError("a MARKET_RANGE order needs base_slippage_price")
+    if request.order_type is OrderType.MARKET_RANGE and (
+        request.base_slippage_price is None or request.slippage_in_points is None
+    ):
+        raise ValueError("a MARKET_RANGE order needs base_slippage_price and slippage_in_points")
     if not request.order_type.is_pending and (
         request.stop_loss is not None or request.take_profit is not None
     ):
