@@ -17,14 +17,21 @@ from google.protobuf.message import DecodeError, Message
 from pipsync_lite import protos
 from pipsync_lite.simulator import tls
 from pipsync_lite.simulator.account import Account, AccountType, from_cents
+from pipsync_lite.simulator.book import Book, IdSource
 from pipsync_lite.simulator.connection import Connection, RateLimiter
 from pipsync_lite.simulator.dispatch import HEARTBEAT, Received, RequestContext, Router
+from pipsync_lite.simulator.engine import Engine
 from pipsync_lite.simulator.faults import Faults
 from pipsync_lite.simulator.feed import PriceFeed, SpotChange
 from pipsync_lite.simulator.instruments import Catalogue, Instrument
 from pipsync_lite.simulator.market import MarketHandlers
+from pipsync_lite.simulator.money import Pricing
+from pipsync_lite.simulator.orders import OrderDesk
 from pipsync_lite.simulator.session import SessionHandlers
 from pipsync_lite.simulator.tokens import SimCredentials, TokenBook
+from pipsync_lite.simulator.trading import TradingHandlers
+from pipsync_lite.simulator.views import (
+    DealView, OrderView, PositionView, deal_view, order_view, position_view)
 
 log = structlog.get_logger(__name__)
 
@@ -87,6 +94,10 @@ class Simulator:
         self.account = Account.create(creds.account_id, seed, AccountType(account_type),
                                       balance, leverage)
         self.faults = Faults()
+        self.pricing = Pricing(self.catalogue, self.feed, self.account.deposit_asset)
+        self.engine = Engine(self.account, self.catalogue, self.pricing, Book(IdSource(seed)),
+                             self.market_open, _now_ms)
+        self.desk = OrderDesk(self.engine, self.faults)
         self.requests: list[Received] = []
         self._closed_markets: set[int] = set()
         self._connections: dict[int, Connection] = {}
@@ -95,9 +106,11 @@ class Simulator:
         self._server: asyncio.Server | None = None
         self._background: list[asyncio.Task[None]] = []
         self._changed = asyncio.Event()
+        self._expiry_wake = asyncio.Event()
         self._router = Router(self.tokens)
         SessionHandlers(self).register(self._router)
         MarketHandlers(self).register(self._router)
+        TradingHandlers(self).register(self._router)
 
     # ----------------------------------------------------------------- life cycle
 
@@ -109,11 +122,13 @@ class Simulator:
             self._tls_files = tls.generate(self._cert_dir)
         context = tls.server_context(self._tls_files)
         self._changed = asyncio.Event()
+        self._expiry_wake = asyncio.Event()
         self._server = await asyncio.start_server(self._on_client, self.host, self.port,
                                                   ssl=context)
         self.port = self._server.sockets[0].getsockname()[1]
         if self.tick_interval is not None:
             self._background.append(asyncio.create_task(self._ticker(), name="sim-ticker"))
+        self._background.append(asyncio.create_task(self._expiry_loop(), name="sim-expiry"))
         log.info("sim_started", host=self.host, port=self.port, seed=self.seed,
                  account_type=self.account.account_type.value)
 
@@ -199,6 +214,7 @@ class Simulator:
             conn.abort()
             return
         outbox = self._router.handle(conn, ptype, message, client_msg_id) if decision.handle else []
+        self._expiry_wake.set()  # the request may have placed or changed a GTD order
         self._notify()
         if decision.drop_after:
             conn.abort()
@@ -351,6 +367,9 @@ class Simulator:
 
     def _on_price_changes(self, changes: list[SpotChange]) -> None:
         self._push_spots(changes)
+        events = self.engine.on_quotes({c.symbol_id for c in changes})
+        if events:
+            self.publish(self.account.account_id, events)
         self._notify()
 
     def market_open(self, symbol_id: int) -> bool:
@@ -372,7 +391,24 @@ class Simulator:
             self._on_reopen(reopened)
 
     def _on_reopen(self, symbol_ids: set[int]) -> None:
+        # Orders and stops crossed while the market was closed act on reopening.
+        events = self.engine.on_quotes(symbol_ids)
+        if events:
+            self.publish(self.account.account_id, events)
         self._notify()
+
+    async def _expiry_loop(self) -> None:
+        while True:
+            wake = self._expiry_wake = asyncio.Event()
+            due = self.engine.next_expiry_ms()
+            timeout = None if due is None else max(0.0, due / 1000 - time.time())
+            try:
+                await asyncio.wait_for(wake.wait(), timeout)
+            except TimeoutError:
+                pass
+            events = self.engine.expire_due(_now_ms())
+            if events:
+                self.publish(self.account.account_id, events)
 
     async def _ticker(self) -> None:
         assert self.tick_interval is not None
@@ -385,6 +421,23 @@ class Simulator:
     @property
     def balance(self) -> Decimal:
         return from_cents(self.account.balance)
+
+    def positions(self) -> list[PositionView]:
+        """Open positions, oldest first."""
+        book = self.engine.book
+        return [position_view(p, self.catalogue) for _, p in sorted(book.positions.items())]
+
+    def orders(self) -> list[OrderView]:
+        """Live orders: pending ones and STOP_LOSS_TAKE_PROFIT protections."""
+        book = self.engine.book
+        return [order_view(o, self.catalogue) for _, o in sorted(book.orders.items())]
+
+    def order(self, order_id: int) -> OrderView:
+        """Any order ever seen (filled, cancelled, rejected ones too)."""
+        return order_view(self.engine.book.archive[order_id], self.catalogue)
+
+    def deals(self) -> list[DealView]:
+        return [deal_view(d, self.catalogue) for d in self.engine.book.deals]
 
     @property
     def connection_ids(self) -> list[int]:
@@ -427,6 +480,10 @@ class Simulator:
     def _notify(self) -> None:
         self._changed.set()
         self._changed = asyncio.Event()
+
+
+def _now_ms() -> int:
+    return int(time.time() * 1000)
 
 
 def _price(value: PriceLike | float | None) -> Decimal | None:

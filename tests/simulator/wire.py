@@ -144,3 +144,36 @@ class WireClient:
         assert res.DESCRIPTOR.name == "ProtoOAApplicationAuthRes", res
         res = await self.account_auth(creds)
         assert res.DESCRIPTOR.name == "ProtoOAAccountAuthRes", res
+
+
+# ----------------------------------------------------------------- trading helpers
+
+ANSWERS_WITH_ERROR = ("ProtoOAOrderErrorEvent", "ProtoOAErrorRes")
+
+
+def new_order(sim: Simulator, symbol: str, side: str, volume: int,
+              order_type: str = "MARKET", **fields: Any) -> Any:
+    return M.ProtoOANewOrderReq(
+        ctidTraderAccountId=sim.account_id, symbolId=sim.instrument(symbol).symbol_id,
+        orderType=MODEL.ProtoOAOrderType.Value(order_type),
+        tradeSide=MODEL.ProtoOATradeSide.Value(side), volume=volume, **fields)
+
+
+async def trade(client: WireClient, request: Message, events: int = 1,
+                timeout: float = 5.0) -> list[Any]:
+    """Send a trading request; return every message echoing its clientMsgId once
+    ``events`` execution events (or an error) came back and a round trip has settled."""
+    def done(ms: list[Inbound]) -> bool:
+        return (sum(m.name == "ProtoOAExecutionEvent" for m in ms) >= events
+                or any(m.name in ANSWERS_WITH_ERROR for m in ms))
+    got = await client.request_all(request, until=done, timeout=timeout)
+    cmid = next(m.client_msg_id for m in reversed(client.inbox) if m.message is got[0])
+    await client.request(M.ProtoOAVersionReq())  # the server answers in order
+    return [m.message for m in client.inbox if m.client_msg_id == cmid]
+
+
+def kinds(messages: list[Any]) -> list[str]:
+    """Execution types (or message names for anything else), in order."""
+    return [MODEL.ProtoOAExecutionType.Name(m.executionType)
+            if m.DESCRIPTOR.name == "ProtoOAExecutionEvent" else m.DESCRIPTOR.name
+            for m in messages]
