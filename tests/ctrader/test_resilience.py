@@ -1,0 +1,154 @@
+"""Staying connected: reconnects, server events, token refresh, keep-alive and pacing."""
+
+from __future__ import annotations
+
+import asyncio
+from decimal import Decimal
+from typing import Any
+
+import pytest
+from structlog.testing import capture_logs
+
+from pipsync_lite.ctrader.client import CTraderClient
+from pipsync_lite.ctrader.model import BrokerEvent, ConnectionChange, OrderRequest, Side, SymbolInfo
+from pipsync_lite.errors import BrokerTimeout
+from pipsync_lite.simulator import Simulator
+
+
+def changes(events: list[BrokerEvent]) -> list[bool]:
+    return [e.ready for e in events if isinstance(e, ConnectionChange)]
+
+
+async def test_a_dropped_link_reconnects_reauthorizes_reconciles_and_resubscribes(
+    sim: Simulator, client: CTraderClient, eurusd: SymbolInfo
+) -> None:
+    sim.set_price("EURUSD", bid=Decimal("1.10000"), ask=Decimal("1.10010"))
+    events: list[BrokerEvent] = []
+    client.subscribe(events.append)
+    await client.subscribe_quotes([eurusd.symbol_id])
+    result = await client.place_order(OrderRequest(symbol_id=eurusd.symbol_id, side=Side.BUY, volume=100_000))
+    auths, reconciles = len(sim.requests_named("ProtoOAAccountAuthReq")), len(sim.requests_named("ProtoOAReconcileReq"))
+    spot_subs = len(sim.requests_named("ProtoOASubscribeSpotsReq"))
+
+    sim.drop_connections()
+    await sim.wait_for(lambda: changes(events) == [False, True], timeout=10)
+    assert client.ready
+    assert len(sim.requests_named("ProtoOAAccountAuthReq")) == auths + 1
+    assert len(sim.requests_named("ProtoOAReconcileReq")) == reconciles + 1
+    resubscribed = sim.requests_named("ProtoOASubscribeSpotsReq")[spot_subs:]
+    assert resubscribed and eurusd.symbol_id in resubscribed[0].message.symbolId
+    assert [p.position_id for p in client.positions()] == [result.position_id]
+    sim.set_price("EURUSD", bid=Decimal("1.10005"))
+    await sim.wait_for(lambda: (q := client.quote(eurusd.symbol_id)) and q.bid == Decimal("1.10005"), timeout=5)
+
+
+async def test_positions_changed_while_disconnected_are_picked_up(
+    sim: Simulator, client: CTraderClient, eurusd: SymbolInfo
+) -> None:
+    sim.set_price("EURUSD", bid=Decimal("1.10000"), ask=Decimal("1.10010"))
+    events: list[BrokerEvent] = []
+    client.subscribe(events.append)
+    # the server executes the order, but the link drops before the answer
+    sim.faults.drop_on("ProtoOANewOrderReq", when="after")
+    with pytest.raises(BrokerTimeout):
+        await client.place_order(OrderRequest(symbol_id=eurusd.symbol_id, side=Side.BUY, volume=100_000))
+    await sim.wait_for(lambda: changes(events)[-1:] == [True], timeout=10)
+    assert [p.position_id for p in client.positions()] == [p.position_id for p in sim.positions()]
+
+
+async def test_client_disconnect_event_leads_to_a_new_connection(sim: Simulator, client: CTraderClient) -> None:
+    events: list[BrokerEvent] = []
+    client.subscribe(events.append)
+    first = sim.connection_ids
+    sim.send_client_disconnect("maintenance")
+    await sim.wait_for(lambda: changes(events) == [False, True], timeout=10)
+    assert sim.connection_ids != first
+    reasons = [e.reason for e in events if isinstance(e, ConnectionChange) and not e.ready]
+    assert "maintenance" in reasons[0]
+
+
+async def test_account_disconnect_event_reauthorizes_on_the_same_connection(
+    sim: Simulator, client: CTraderClient
+) -> None:
+    events: list[BrokerEvent] = []
+    client.subscribe(events.append)
+    first = sim.connection_ids
+    auths = len(sim.requests_named("ProtoOAAccountAuthReq"))
+    sim.send_account_disconnect()
+    await sim.wait_for(lambda: changes(events) == [False, True], timeout=10)
+    assert sim.connection_ids == first
+    assert len(sim.requests_named("ProtoOAAccountAuthReq")) == auths + 1
+
+
+async def test_revoked_token_is_refreshed_and_the_account_reauthorized(sim: Simulator, make_client: Any) -> None:
+    saved: list[str] = []
+
+    async def on_tokens(access: str, refresh: str, expires_in: int) -> None:
+        saved.append(access)
+
+    client = await make_client(on_tokens=on_tokens)
+    assert await client.wait_ready(10)
+    events: list[BrokerEvent] = []
+    client.subscribe(events.append)
+    sim.invalidate_access_token()
+    await sim.wait_for(lambda: changes(events) == [False, True], timeout=10)
+    assert saved == [sim.credentials.access_token]
+    last_auth = sim.requests_named("ProtoOAAccountAuthReq")[-1].message
+    assert last_auth.accessToken == sim.credentials.access_token
+
+
+async def test_refresh_on_demand_persists_then_uses_the_new_pair(sim: Simulator, make_client: Any) -> None:
+    saved: list[tuple[str, str]] = []
+
+    async def on_tokens(access: str, refresh: str, expires_in: int) -> None:
+        saved.append((access, refresh))
+
+    client = await make_client(on_tokens=on_tokens)
+    assert await client.wait_ready(10)
+    old = sim.credentials
+    await client.refresh_tokens()
+    assert client.ready or await client.wait_ready(10)
+    assert saved == [(sim.credentials.access_token, sim.credentials.refresh_token)]
+    assert sim.credentials.access_token != old.access_token
+    assert sim.requests_named("ProtoOAAccountAuthReq")[-1].message.accessToken == sim.credentials.access_token
+    # the session works on the new token
+    assert (await client.reconcile()).account is not None
+
+
+async def test_a_heartbeat_goes_out_when_the_link_is_idle(sim: Simulator, make_client: Any) -> None:
+    client = await make_client(heartbeat_interval=0.2)
+    assert await client.wait_ready(10)
+    await sim.wait_for_request("ProtoHeartbeatEvent", timeout=5)
+
+
+async def test_a_silent_server_is_declared_dead_and_replaced(sim: Simulator, make_client: Any) -> None:
+    with capture_logs() as logs:
+        client = await make_client(heartbeat_interval=0.1, silence_limit=0.6)
+        assert await client.wait_ready(10)
+        events: list[BrokerEvent] = []
+        client.subscribe(events.append)
+        sim.faults.swallow("ProtoOAVersionReq")  # the liveness probe goes unanswered
+        await sim.wait_for(lambda: changes(events) == [False, True], timeout=10)
+    assert [e for e in logs if e["event"] == "broker_link_silent"]
+    assert sim.requests_named("ProtoOAVersionReq")
+
+
+async def test_a_burst_stays_under_fifty_per_second_and_near_the_limit(sim: Simulator, client: CTraderClient) -> None:
+    since = len(sim.requests)
+    await asyncio.gather(*(client.reconcile() for _ in range(120)))
+    arrivals = sorted(r.monotonic for r in sim.requests[since:] if r.name == "ProtoOAReconcileReq")
+    assert len(arrivals) == 120
+    for i, start in enumerate(arrivals):
+        assert sum(1 for t in arrivals[i:] if t < start + 1.0) <= 50
+    # 50 at once, 50 after ~1.025 s, 20 after ~2.05 s: not much slower than the limit allows
+    assert arrivals[-1] - arrivals[0] < 2.6
+    assert not [r for r in sim.requests[since:] if r.name == "ProtoOAErrorRes"]
+
+
+async def test_stop_closes_cleanly_and_fails_nothing_silently(sim: Simulator, make_client: Any) -> None:
+    client = await make_client()
+    assert await client.wait_ready(10)
+    connections = sim.connection_ids
+    await client.stop()
+    assert not client.ready
+    await sim.wait_for(lambda: not (set(sim.connection_ids) & set(connections)), timeout=5)
