@@ -21,10 +21,11 @@ from __future__ import annotations
 
 import asyncio
 import dataclasses
+import functools
 import random
-from collections.abc import Callable
+from collections.abc import Awaitable, Callable
 from decimal import Decimal
-from typing import Final
+from typing import Final, ParamSpec, TypeVar
 
 import structlog
 from google.protobuf.message import Message
@@ -46,13 +47,35 @@ from pipsync_lite.ctrader.model import (
     SymbolInfo,
     UnrealizedPnL,
 )
-from pipsync_lite.ctrader.session import ClientSettings, Session, Subscriber, TokenCallback, raise_if_error
-from pipsync_lite.errors import BrokerError, BrokerRejected
+from pipsync_lite.ctrader.session import TOKEN_ERRORS, Session, Subscriber, raise_if_error
+from pipsync_lite.ctrader.settings import ClientSettings, TokenCallback
+from pipsync_lite.errors import BrokerAuthError, BrokerError, BrokerRejected, BrokerUnavailable
 
 log = structlog.get_logger(__name__)
 P = protos.messages
 
+P_ = ParamSpec("P_")
+T = TypeVar("T")
 WEEK_MS: Final = 7 * 24 * 3600 * 1000  # the widest DealListReq window the API accepts
+
+
+def _token_refusal_is_unavailable(method: Callable[P_, Awaitable[T]]) -> Callable[P_, Awaitable[T]]:
+    """A request refused because the access token died mid-session was not executed, and the
+    session refreshes and re-authorizes by itself: that is ``BrokerUnavailable`` (retry later),
+    not the user-must-act ``BrokerAuthError``."""
+
+    @functools.wraps(method)
+    async def wrapper(*args: P_.args, **kwargs: P_.kwargs) -> T:
+        try:
+            return await method(*args, **kwargs)
+        except BrokerAuthError as exc:
+            if exc.code not in TOKEN_ERRORS:
+                raise
+            raise BrokerUnavailable(
+                f"the server refused the access token ({exc.code}); not executed, re-authorizing"
+            ) from exc
+
+    return wrapper
 
 
 class _Keep:
@@ -153,6 +176,7 @@ class CTraderClient:
 
     # --- trading --------------------------------------------------------------------------
 
+    @_token_refusal_is_unavailable
     async def place_order(self, request: OrderRequest) -> OrderResult:
         """Send a new order at once; see the module docstring for when it returns."""
         conn = self._session.trading_connection()
@@ -257,6 +281,7 @@ class CTraderClient:
         position = self._state.positions.get(result.position_id, result.position)
         return dataclasses.replace(result, position=position)
 
+    @_token_refusal_is_unavailable
     async def close_position(self, position_id: int, volume: int) -> Deal:
         """Close ``volume`` of a position; returns the closing deal (with its close detail)."""
         conn = self._session.trading_connection()
@@ -295,6 +320,7 @@ class CTraderClient:
         finally:
             conn.forget(exchange)
 
+    @_token_refusal_is_unavailable
     async def amend_position_sltp(
         self,
         position_id: int,
@@ -324,8 +350,8 @@ class CTraderClient:
                 routed = await exchange.next(self._deadline())
                 raise_if_error(routed)
                 ex = routed.execution
-                if ex is None or ex.position_id != position_id:
-                    continue
+                if ex is None or ex.position_id != position_id or ex.is_server_event:
+                    continue  # a server event (trailing, SL/TP fill) is not our answer
                 if ex.kind in (ExecutionKind.REJECTED, ExecutionKind.CANCEL_REJECTED):
                     raise BrokerRejected(ex.error_code or "ORDER_REJECTED", "the amend was rejected")
                 position = self._state.positions.get(position_id) or ex.position
@@ -337,6 +363,7 @@ class CTraderClient:
         finally:
             conn.forget(exchange)
 
+    @_token_refusal_is_unavailable
     async def cancel_order(self, order_id: int) -> None:
         """Cancel a pending order; returns once ORDER_CANCELLED arrives."""
         conn = self._session.trading_connection()
@@ -361,6 +388,7 @@ class CTraderClient:
         finally:
             conn.forget(exchange)
 
+    @_token_refusal_is_unavailable
     async def amend_order(
         self,
         order_id: int,
@@ -422,11 +450,13 @@ class CTraderClient:
         finally:
             conn.forget(exchange)
 
+    @_token_refusal_is_unavailable
     async def reconcile(self) -> AccountSnapshot:
         """Rebuild positions and pending orders from the server; returns the new snapshot."""
         await self._session.reconcile(self._session.trading_connection())
         return self._state.snapshot()
 
+    @_token_refusal_is_unavailable
     async def deal_list(self, from_ms: int, to_ms: int, max_rows: int = 1000) -> list[Deal]:
         """Every deal executed in [from_ms, to_ms], oldest first.
 
@@ -466,6 +496,7 @@ class CTraderClient:
             start = end + 1
         return sorted(seen.values(), key=lambda d: (d.execution_timestamp_ms, d.deal_id))
 
+    @_token_refusal_is_unavailable
     async def unrealized_pnl(self) -> list[UnrealizedPnL]:
         """Floating P/L of every open position, in the deposit currency."""
         conn = self._session.trading_connection()

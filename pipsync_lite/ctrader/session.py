@@ -23,8 +23,6 @@ import random
 import string
 import time
 from collections.abc import Awaitable, Callable, Iterable
-from dataclasses import dataclass, field
-from pathlib import Path
 from typing import TypeVar
 
 import structlog
@@ -32,9 +30,10 @@ from google.protobuf.message import Message
 
 from pipsync_lite import protos
 from pipsync_lite.ctrader import translate
-from pipsync_lite.ctrader.connection import Connection, Exchange, Routed
+from pipsync_lite.ctrader.connection import Connection, Routed
 from pipsync_lite.ctrader.model import BrokerEvent, ConnectionChange, Execution
 from pipsync_lite.ctrader.protocol import Pacer
+from pipsync_lite.ctrader.settings import ClientSettings, TokenCallback
 from pipsync_lite.ctrader.state import BrokerState
 from pipsync_lite.errors import BrokerAuthError, BrokerError, BrokerRejected, BrokerUnavailable
 
@@ -42,7 +41,6 @@ log = structlog.get_logger(__name__)
 P = protos.messages
 R = TypeVar("R", bound=Message)
 
-TokenCallback = Callable[[str, str, int], Awaitable[None]]
 Subscriber = Callable[[BrokerEvent], None]
 
 TOKEN_ERRORS = frozenset({"CH_ACCESS_TOKEN_INVALID", "OA_AUTH_TOKEN_EXPIRED"})
@@ -56,33 +54,6 @@ AUTH_ERRORS = TOKEN_ERRORS | {
 ALREADY_AUTHORIZED = frozenset({"ALREADY_LOGGED_IN", "CH_CLIENT_ALREADY_AUTHENTICATED"})
 ERROR_TYPES = (P.ProtoOAErrorRes, P.ProtoOAOrderErrorEvent, protos.common.ProtoErrorRes)
 SYMBOL_CHUNK = 500  # SymbolByIdReq ids per request: keeps each answer far below the frame limit
-
-
-@dataclass(frozen=True, kw_only=True)
-class ClientSettings:
-    """How to reach and authorize the account. Secrets are kept out of ``repr``."""
-
-    host: str
-    port: int = 5035
-    ca_file: Path | None = None  # PEM to trust instead of the system store
-    client_id: str
-    client_secret: str = field(repr=False)
-    access_token: str = field(repr=False)
-    refresh_token: str = field(repr=False)
-    account_id: int
-    access_token_expires_at: float | None = None  # epoch seconds, when known
-    refresh_ahead: float = 86_400.0  # refresh this long before expiry (contract: a day)
-    request_timeout: float = 10.0
-    connect_timeout: float = 10.0
-    heartbeat_interval: float = 10.0
-    silence_limit: float | None = None  # default 3 × heartbeat_interval
-    reconnect_base: float = 1.0
-    reconnect_max: float = 60.0
-    auth_failure_backoff: float = 300.0
-    requests_per_second: int = 50
-    historical_per_second: int = 5
-    check_account_list: bool = True
-    clock: Callable[[], float] = field(default=time.monotonic, repr=False, compare=False)
 
 
 def error_from(code: str, description: str) -> BrokerRejected:
@@ -152,9 +123,10 @@ class Session:
                     self.conn.close("client stopped", abort=True)
                 task.cancel()
                 await asyncio.gather(task, return_exceptions=True)
-        for background in list(self._background):
+        pending = [*self._background, *([self._reauth] if self._reauth is not None else [])]
+        for background in pending:
             background.cancel()
-        await asyncio.gather(*self._background, return_exceptions=True)
+        await asyncio.gather(*pending, return_exceptions=True)
         log.info("broker_stopped")
 
     async def wait_ready(self, timeout: float) -> bool:
@@ -419,6 +391,16 @@ class Session:
         if conn is self.conn and conn.is_open:
             self._set_ready()
 
+    async def _recover_token(self, conn: Connection, stale_token: str) -> None:
+        self._set_not_ready("access token refused")
+        try:
+            await self.refresh(conn, stale_token=stale_token)
+        except BrokerAuthError as exc:
+            self.last_error = f"authorization failed: {exc}"
+            conn.close(self.last_error, abort=True)
+            return
+        await self.reauthorize(conn, "tokens refreshed after the server refused the token")
+
     async def _keep_tokens(self, conn: Connection) -> None:
         """Refresh ``refresh_ahead`` seconds before the access token expires, when that is known."""
         while conn.is_open:
@@ -476,9 +458,14 @@ class Session:
             if message.ctidTraderAccountId != account_id:
                 return
             execution = self.state.apply_execution(message)
-            self._follow_symbols(conn, execution)
+            self._follow_symbols(conn)
         elif isinstance(message, P.ProtoOATrailingSLChangedEvent):
             self.state.apply_trailing_stop(message)
+        elif isinstance(message, ERROR_TYPES) and message.errorCode in TOKEN_ERRORS and self.ready:
+            # The token died under a live session (expired, revoked): refresh and re-authorize;
+            # the refused request itself was not executed.
+            log.warning("broker_token_rejected", code=message.errorCode)
+            self._spawn(self._recover_token(conn, self._access_token))
         elif isinstance(message, P.ProtoOAClientDisconnectEvent):
             log.warning("broker_client_disconnect_event", reason=message.reason)
             conn.close(f"server ended the session: {message.reason or 'no reason given'}", abort=True)
@@ -511,10 +498,11 @@ class Session:
             if candidate.matches(order_id, position_id):
                 candidate.deliver(routed)
 
-    def _follow_symbols(self, conn: Connection, execution: Execution) -> None:
-        symbol_id = execution.position.symbol_id if execution.position is not None else None
-        if symbol_id is not None and symbol_id not in self._subscribed and self.ready:
-            self._spawn(self.subscribe_spots(conn, [symbol_id]))
+    def _follow_symbols(self, conn: Connection) -> None:
+        """Quotes for every symbol with a position or order, also ones opened elsewhere."""
+        missing = self.state.symbol_ids_in_use() - self._subscribed
+        if missing and self.ready:
+            self._spawn(self.subscribe_spots(conn, missing))
 
     # --- subscribers ----------------------------------------------------------------------
 
@@ -546,4 +534,4 @@ class Session:
         task.add_done_callback(self._background.discard)
 
 
-__all__ = ["ClientSettings", "Exchange", "Session", "TokenCallback", "Subscriber", "error_from"]
+__all__ = ["ClientSettings", "Session", "Subscriber", "TokenCallback", "error_from", "raise_if_error"]

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import asyncio
+import time
 from decimal import Decimal
 from typing import Any
 
@@ -11,7 +12,7 @@ from structlog.testing import capture_logs
 
 from pipsync_lite.ctrader.client import CTraderClient
 from pipsync_lite.ctrader.model import BrokerEvent, ConnectionChange, OrderRequest, Side, SymbolInfo
-from pipsync_lite.errors import BrokerTimeout
+from pipsync_lite.errors import BrokerTimeout, BrokerUnavailable
 from pipsync_lite.simulator import Simulator
 
 
@@ -152,3 +153,36 @@ async def test_stop_closes_cleanly_and_fails_nothing_silently(sim: Simulator, ma
     await client.stop()
     assert not client.ready
     await sim.wait_for(lambda: not (set(sim.connection_ids) & set(connections)), timeout=5)
+
+
+async def test_a_token_that_expires_mid_session_is_refreshed_and_the_order_can_be_retried(
+    sim: Simulator, make_client: Any
+) -> None:
+    saved: list[str] = []
+
+    async def on_tokens(access: str, refresh: str, expires_in: int) -> None:
+        saved.append(access)
+
+    client = await make_client(on_tokens=on_tokens)
+    assert await client.wait_ready(10)
+    symbol = client.symbol("EURUSD")
+    sim.expire_access_token()
+    with pytest.raises(BrokerUnavailable, match="OA_AUTH_TOKEN_EXPIRED"):
+        await client.place_order(OrderRequest(symbol_id=symbol.symbol_id, side=Side.BUY, volume=100_000))
+    assert sim.positions() == []
+    await sim.wait_for(lambda: saved and client.ready, timeout=10)
+    result = await client.place_order(OrderRequest(symbol_id=symbol.symbol_id, side=Side.BUY, volume=100_000))
+    assert result.status == "filled"
+
+
+async def test_tokens_are_refreshed_ahead_of_their_expiry(sim: Simulator, make_client: Any) -> None:
+    saved: list[int] = []
+
+    async def on_tokens(access: str, refresh: str, expires_in: int) -> None:
+        saved.append(expires_in)
+
+    client = await make_client(on_tokens=on_tokens, access_token_expires_at=time.time() + 3600,
+                               refresh_ahead=86_400.0)
+    await sim.wait_for(lambda: saved and client.ready, timeout=10)
+    assert client.token_expires_at is not None and client.token_expires_at > time.time() + 86_400
+    assert sim.requests_named("ProtoOAAccountAuthReq")[-1].message.accessToken == sim.credentials.access_token

@@ -182,6 +182,12 @@ async def test_cancelling_an_unknown_order_is_rejected_with_the_code(client: CTr
     assert caught.value.code == "ORDER_NOT_FOUND"
 
 
+async def test_closing_an_unknown_position_is_rejected_with_the_code(client: CTraderClient) -> None:
+    with pytest.raises(BrokerRejected) as caught:
+        await client.close_position(424242, 100_000)
+    assert caught.value.code == "POSITION_NOT_FOUND"
+
+
 @pytest.mark.parametrize("via", ["order_error", "execution"])
 async def test_a_rejected_order_raises_with_the_servers_code(
     sim: Simulator, client: CTraderClient, eurusd: SymbolInfo, via: str
