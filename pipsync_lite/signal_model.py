@@ -7,7 +7,7 @@ from datetime import datetime
 from decimal import Decimal
 from enum import StrEnum
 
-from pipsync_lite.ctrader.model import OrderType, TimeInForce
+from pipsync_lite.ctrader.model import OrderType, Side, TimeInForce
 
 
 class Action(StrEnum):
@@ -78,6 +78,8 @@ class Signal:
     flatten_first: bool | None = None
     order_id: int | None = None  # cancel / modify one pending order
     cancel_orders: bool = False  # FLATTEN: also cancel the pending orders in scope
+    side: Side | None = None  # cancel: only pending orders of this side (cancellong/cancelshort)
+    notes: tuple[str, ...] = ()  # what the parser accepted but ignored, for the reply's notes
 
     @property
     def time_in_force(self) -> TimeInForce | None:
