@@ -28,6 +28,8 @@ ALIASES: dict[str, str] = {
     "contracts": "lots",
 }
 
+_OUR_NAMES: dict[str, str] = {name: name for name in FIELD_NAMES} | ALIASES
+
 # Words users reach for that difflib would not connect to ours: only used for suggestions.
 _SYNONYMS: dict[str, str] = {
     "stoploss": "sl", "stop_loss": "sl", "stop": "sl", "takeprofit": "tp", "take_profit": "tp",
@@ -85,6 +87,7 @@ _PC_UNSUPPORTED: dict[str, str] = {
 # cannot hold `=` or `;`, so key=value bodies whose values contain commas never match.
 _PINECONNECTOR_START = re.compile(r"[A-Za-z0-9_.-]+[ \t]*,")
 _KV_SEPARATORS = re.compile(r"[;\r\n]")
+_WHOLE_PLACEHOLDER = re.compile(r"\{\{[^{}]{1,100}\}\}")
 
 
 @dataclass(slots=True)
@@ -119,6 +122,9 @@ def read_alert(body: bytes) -> RawAlert:
         raise SignalError("body", f"is not UTF-8 text (byte {exc.start})") from None
     if not text:
         raise SignalError("body", "is empty")
+    if _WHOLE_PLACEHOLDER.fullmatch(text):
+        # e.g. {{strategy.order.alert_message}} from a strategy that set no alert_message
+        raise SignalError("body", f"is the TradingView placeholder {text} unexpanded")
     if text[0] in "{[":
         return _parse_json(text)
     if _PINECONNECTOR_START.match(text):
@@ -146,9 +152,6 @@ def known_name(key: str, accepted: dict[str, str]) -> str:
 def show(text: str, limit: int = 60) -> str:
     """Quote user text for an error reason, cut short so a huge body never floods a reply."""
     return repr(text if len(text) <= limit else text[:limit] + "…")
-
-
-_OUR_NAMES: dict[str, str] = {name: name for name in FIELD_NAMES} | ALIASES
 
 
 # --- JSON (PipSync's contract and ours) -------------------------------------------------------
@@ -307,7 +310,7 @@ def _parse_pineconnector(text: str) -> RawAlert:
         alert.put("order_type", order_type, "command")
     if side:
         alert.put("side", side, "command")
-    symbol = tokens[2] if len(tokens) > 2 else ""
+    symbol = _unquote(tokens[2]) if len(tokens) > 2 else ""
     if not symbol or "=" in symbol:
         raise SignalError("symbol", f"the third item must be the symbol (ID,{command},SYMBOL,...)")
     alert.put("symbol", symbol, "symbol")

@@ -497,7 +497,8 @@ class _Fields:
             if seconds is None:
                 return None
             if seconds <= 0:
-                raise self.error(name, f"must be in the future: > 0 seconds, got {seconds}", seconds)
+                reason = f"must be in the future: > 0 seconds, got {seconds}"
+                raise self.error(name, reason, seconds)
             if seconds >= _EXPIRY_LOOKS_LIKE_EPOCH:
                 raise self.error(
                     name,
