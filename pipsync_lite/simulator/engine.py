@@ -15,7 +15,7 @@ from pipsync_lite import protos
 from pipsync_lite.simulator import render
 from pipsync_lite.simulator.account import Account, AccountType
 from pipsync_lite.simulator.book import (
-    BUY, GTD, LIMIT, SELL, STOP, STOP_LIMIT, STOP_LOSS_TAKE_PROFIT, Book, CloseDetail, Deal,
+    BUY, GTD, LIMIT, STOP, STOP_LIMIT, STOP_LOSS_TAKE_PROFIT, Book, CloseDetail, Deal,
     Order, Position, opposite)
 from pipsync_lite.simulator.instruments import Catalogue, Instrument
 from pipsync_lite.simulator.money import Pricing
@@ -349,6 +349,3 @@ class Engine:
 def _round(price: Decimal, inst: Instrument) -> Decimal:
     return price.quantize(inst.point, rounding=ROUND_HALF_UP)
 
-
-__all__ = ["ACCEPTED", "CANCELLED", "EXPIRED", "Engine", "FILLED", "OrderRejected",
-           "REJECTED", "REPLACED", "SELL", "STOP"]

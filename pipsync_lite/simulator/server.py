@@ -12,17 +12,15 @@ from pathlib import Path
 from typing import Any, TypeVar
 
 import structlog
-from google.protobuf.message import DecodeError, Message
 
-from pipsync_lite import protos
 from pipsync_lite.simulator import tls
 from pipsync_lite.simulator.account import Account, AccountType, from_cents
 from pipsync_lite.simulator.book import Book, IdSource
-from pipsync_lite.simulator.connection import Connection, RateLimiter
-from pipsync_lite.simulator.dispatch import HEARTBEAT, Received, RequestContext, Router
+from pipsync_lite.simulator.dispatch import Received, Router
 from pipsync_lite.simulator.engine import Engine
 from pipsync_lite.simulator.faults import Faults
 from pipsync_lite.simulator.feed import PriceFeed, SpotChange
+from pipsync_lite.simulator.hub import Hub, LinkSettings
 from pipsync_lite.simulator.instruments import Catalogue, Instrument
 from pipsync_lite.simulator.market import MarketHandlers
 from pipsync_lite.simulator.money import Pricing
@@ -75,11 +73,6 @@ class Simulator:
         self.host = host
         self.port = port
         self.tick_interval = tick_interval
-        self.heartbeat_interval = heartbeat_interval
-        self.idle_timeout = idle_timeout
-        self.max_frame = max_frame
-        self.requests_per_second = requests_per_second
-        self.historical_requests_per_second = historical_requests_per_second
         #: When a refresh rotates the tokens, end the account sessions authorized with the
         #: old access token (AccountsTokenInvalidatedEvent, reason "token was refreshed").
         #: The stricter choice: a client must then re-authorize with the new token.
@@ -100,9 +93,6 @@ class Simulator:
         self.desk = OrderDesk(self.engine, self.faults)
         self.requests: list[Received] = []
         self._closed_markets: set[int] = set()
-        self._connections: dict[int, Connection] = {}
-        self._conn_tasks: set[asyncio.Task[None]] = set()
-        self._next_conn_id = 1
         self._server: asyncio.Server | None = None
         self._background: list[asyncio.Task[None]] = []
         self._changed = asyncio.Event()
@@ -111,6 +101,9 @@ class Simulator:
         SessionHandlers(self).register(self._router)
         MarketHandlers(self).register(self._router)
         TradingHandlers(self).register(self._router)
+        self.hub = Hub(self._router, self.faults, LinkSettings(
+            heartbeat_interval, idle_timeout, max_frame, requests_per_second,
+            historical_requests_per_second), self.requests, self._notify)
 
     # ----------------------------------------------------------------- life cycle
 
@@ -123,7 +116,7 @@ class Simulator:
         context = tls.server_context(self._tls_files)
         self._changed = asyncio.Event()
         self._expiry_wake = asyncio.Event()
-        self._server = await asyncio.start_server(self._on_client, self.host, self.port,
+        self._server = await asyncio.start_server(self.hub.accept, self.host, self.port,
                                                   ssl=context)
         self.port = self._server.sockets[0].getsockname()[1]
         if self.tick_interval is not None:
@@ -139,9 +132,7 @@ class Simulator:
         self._background.clear()
         if self._server is not None:
             self._server.close()
-        for conn in list(self._connections.values()):
-            conn.abort()
-        await asyncio.gather(*self._conn_tasks, return_exceptions=True)
+        await self.hub.close_all()
         if self._server is not None:
             await self._server.wait_closed()
             self._server = None
@@ -172,121 +163,7 @@ class Simulator:
     def account_id(self) -> int:
         return self.account.account_id
 
-    # ----------------------------------------------------------------- the wire
-
-    async def _on_client(self, reader: asyncio.StreamReader,
-                         writer: asyncio.StreamWriter) -> None:
-        task = asyncio.current_task()
-        assert task is not None
-        self._conn_tasks.add(task)
-        conn = Connection(
-            self._next_conn_id, reader, writer,
-            heartbeat_interval=self.heartbeat_interval, idle_timeout=self.idle_timeout,
-            max_frame=self.max_frame,
-            limiter=RateLimiter(self.requests_per_second, self.historical_requests_per_second))
-        self._next_conn_id += 1
-        self._connections[conn.id] = conn
-        self._notify()
-        try:
-            await conn.serve(self._on_frame)
-        finally:
-            del self._connections[conn.id]
-            self._conn_tasks.discard(task)
-            self._notify()
-
-    async def _on_frame(self, conn: Connection, body: bytes) -> None:
-        try:
-            envelope, message = protos.decode(body)
-        except DecodeError:
-            conn.send(protos.common.ProtoErrorRes(errorCode="INVALID_REQUEST",
-                                                  description="Malformed frame"))
-            return
-        ptype = envelope.payloadType
-        client_msg_id = envelope.clientMsgId if envelope.HasField("clientMsgId") else None
-        name = message.DESCRIPTOR.name if message is not None else f"unknown:{ptype}"
-        self.requests.append(Received(ptype, name, message, client_msg_id, conn.id,
-                                      time.monotonic(), time.time()))
-        self._notify()
-        if ptype == HEARTBEAT:
-            return  # nothing to answer: the heartbeat already refreshed last_inbound
-        decision = self.faults.decide(name)
-        if decision.drop_before:
-            conn.abort()
-            return
-        outbox = self._router.handle(conn, ptype, message, client_msg_id) if decision.handle else []
-        self._expiry_wake.set()  # the request may have placed or changed a GTD order
-        self._notify()
-        if decision.drop_after:
-            conn.abort()
-        elif not decision.answer:
-            return
-        elif decision.delay > 0:
-            conn.send_later(decision.delay, outbox)
-        else:
-            for out, cmid in outbox:
-                conn.send(out, cmid)
-
-    def publish(self, account_id: int, messages: list[Message],
-                ctx: RequestContext | None = None) -> None:
-        """Send account events to every session of the account.
-
-        The requesting connection gets them through its outbox (so fault knobs can hold
-        them back); other sessions get them at once, with the same (to them foreign)
-        clientMsgId, as the real server does.
-        """
-        client_msg_id = ctx.client_msg_id if ctx is not None else None
-        for conn in list(self._connections.values()):
-            if account_id not in conn.accounts:
-                continue
-            for message in messages:
-                if ctx is not None and conn is ctx.conn:
-                    ctx.outbox.append((message, client_msg_id))
-                else:
-                    conn.send(message, client_msg_id)
-        self._notify()
-
-    def _push_spots(self, changes: list[SpotChange]) -> None:
-        now_ms = int(time.time() * 1000)
-        for conn in list(self._connections.values()):
-            for change in changes:
-                sub = conn.spots.get(change.symbol_id)
-                if sub is None:
-                    continue
-                account_id, with_timestamp = sub
-                event = protos.messages.ProtoOASpotEvent(
-                    ctidTraderAccountId=account_id, symbolId=change.symbol_id)
-                if change.bid is not None:
-                    event.bid = change.bid
-                if change.ask is not None:
-                    event.ask = change.ask
-                if with_timestamp:
-                    event.timestamp = now_ms
-                conn.send(event)
-
-    # ----------------------------------------------------------------- sessions
-
-    def end_account_session(self, conn: Connection, account_id: int) -> None:
-        conn.accounts.pop(account_id, None)
-        for symbol_id, (sub_account, _) in list(conn.spots.items()):
-            if sub_account == account_id:
-                del conn.spots[symbol_id]
-
-    def end_token_sessions(self, access_token: str, reason: str,
-                           ctx: RequestContext | None = None) -> None:
-        """End every account session authorized with ``access_token``, telling each."""
-        for conn in list(self._connections.values()):
-            ids = [a for a, token in conn.accounts.items() if token == access_token]
-            if not ids:
-                continue
-            for account_id in ids:
-                self.end_account_session(conn, account_id)
-            event = protos.messages.ProtoOAAccountsTokenInvalidatedEvent(
-                ctidTraderAccountIds=ids, reason=reason)
-            if ctx is not None and conn is ctx.conn:
-                ctx.reply(event)
-            else:
-                conn.send(event)
-        self._notify()
+    # ----------------------------------------------------------------- session knobs
 
     def expire_access_token(self) -> None:
         """The current access token expires: OA_AUTH_TOKEN_EXPIRED on its next use."""
@@ -299,40 +176,26 @@ class Simulator:
         AccountsTokenInvalidatedEvent to every session authorized with it."""
         token = self.tokens.invalidate()
         log.info("sim_fault_token_invalidated")
-        self.end_token_sessions(token, "Access token was revoked")
+        self.hub.end_token_sessions(token, "Access token was revoked")
 
     def send_client_disconnect(self, reason: str = "Server is restarting",
                                connection_id: int | None = None) -> None:
         """ProtoOAClientDisconnectEvent, then close, as when the server cancels the app."""
-        for conn in self._targets(connection_id):
-            conn.send(protos.messages.ProtoOAClientDisconnectEvent(reason=reason))
-            conn.close()
+        self.hub.disconnect_clients(reason, connection_id)
 
     def send_account_disconnect(self, connection_id: int | None = None) -> None:
         """ProtoOAAccountDisconnectEvent to the account's sessions, which then end."""
-        account_id = self.account.account_id
-        for conn in self._targets(connection_id):
-            if account_id in conn.accounts:
-                self.end_account_session(conn, account_id)
-                conn.send(protos.messages.ProtoOAAccountDisconnectEvent(
-                    ctidTraderAccountId=account_id))
-        self._notify()
+        self.hub.disconnect_account(self.account.account_id, connection_id)
 
     def drop_connections(self) -> None:
         """Drop every client connection at once, as a network failure would."""
-        for conn in list(self._connections.values()):
+        for conn in self.hub.connections():
             conn.abort()
 
     def clear_faults(self) -> None:
         """Turn every fault knob off and reopen every market."""
         self.faults.clear()
         self.open_market(None)
-
-    def _targets(self, connection_id: int | None) -> list[Connection]:
-        if connection_id is None:
-            return list(self._connections.values())
-        conn = self._connections.get(connection_id)
-        return [conn] if conn is not None else []
 
     # ----------------------------------------------------------------- prices
 
@@ -366,10 +229,10 @@ class Simulator:
                 self._on_price_changes(changes)
 
     def _on_price_changes(self, changes: list[SpotChange]) -> None:
-        self._push_spots(changes)
+        self.hub.push_spots(changes)
         events = self.engine.on_quotes({c.symbol_id for c in changes})
         if events:
-            self.publish(self.account.account_id, events)
+            self.hub.publish(self.account.account_id, events)
         self._notify()
 
     def market_open(self, symbol_id: int) -> bool:
@@ -394,7 +257,7 @@ class Simulator:
         # Orders and stops crossed while the market was closed act on reopening.
         events = self.engine.on_quotes(symbol_ids)
         if events:
-            self.publish(self.account.account_id, events)
+            self.hub.publish(self.account.account_id, events)
         self._notify()
 
     async def _expiry_loop(self) -> None:
@@ -408,7 +271,7 @@ class Simulator:
                 pass
             events = self.engine.expire_due(_now_ms())
             if events:
-                self.publish(self.account.account_id, events)
+                self.hub.publish(self.account.account_id, events)
 
     async def _ticker(self) -> None:
         assert self.tick_interval is not None
@@ -441,7 +304,7 @@ class Simulator:
 
     @property
     def connection_ids(self) -> list[int]:
-        return sorted(self._connections)
+        return self.hub.connection_ids
 
     def requests_named(self, name: str) -> list[Received]:
         return [r for r in self.requests if r.name == name]
@@ -480,6 +343,9 @@ class Simulator:
     def _notify(self) -> None:
         self._changed.set()
         self._changed = asyncio.Event()
+        # Any change may have placed, amended or removed a GTD order: the expiry loop
+        # recomputes its deadline (cheap, and simpler than tracking which changes matter).
+        self._expiry_wake.set()
 
 
 def _now_ms() -> int:

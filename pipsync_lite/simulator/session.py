@@ -90,13 +90,13 @@ class SessionHandlers:
             accessToken=access, tokenType="bearer", expiresIn=ACCESS_TOKEN_LIFETIME,
             refreshToken=refresh))
         if self._sim.refresh_ends_sessions:
-            self._sim.end_token_sessions(old_access, "Access token was refreshed", ctx)
+            self._sim.hub.end_token_sessions(old_access, "Access token was refreshed", ctx)
 
     def account_logout(self, ctx: RequestContext, req: Any) -> None:
         account_id = req.ctidTraderAccountId
         ctx.reply(protos.messages.ProtoOAAccountLogoutRes(ctidTraderAccountId=account_id))
         # The logout is complete only with AccountDisconnectEvent, as on the real server.
-        self._sim.end_account_session(ctx.conn, account_id)
+        self._sim.hub.end_account_session(ctx.conn, account_id)
         ctx.reply(protos.messages.ProtoOAAccountDisconnectEvent(ctidTraderAccountId=account_id))
 
 

@@ -47,7 +47,7 @@ class TradingHandlers:
                 return
             # Execution events reach every session of the account; the requester's copies
             # carry its clientMsgId.
-            self._sim.publish(req.ctidTraderAccountId, events, ctx)
+            self._sim.hub.publish(req.ctidTraderAccountId, events, ctx)
         return handle
 
     def reconcile(self, ctx: RequestContext, req: Any) -> None:

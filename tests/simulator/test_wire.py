@@ -152,3 +152,12 @@ async def test_requests_are_recorded_with_arrival_times(sim: Simulator) -> None:
     assert record.monotonic <= time.monotonic()
     assert record.message.DESCRIPTOR.name == "ProtoOAVersionReq"
     await client.close()
+
+
+async def test_known_but_unsimulated_request_gets_unsupported_message(
+        sim: Simulator, client: WireClient) -> None:
+    res = await client.request(M.ProtoOAGetTrendbarsReq(
+        ctidTraderAccountId=sim.account_id, fromTimestamp=0, toTimestamp=1, period=1,
+        symbolId=1))
+    assert res.DESCRIPTOR.name == "ProtoOAErrorRes"
+    assert res.errorCode == "UNSUPPORTED_MESSAGE"
