@@ -252,13 +252,21 @@ class Engine:
         events: list[Message] = []
         live = {s for s in symbol_ids if self.market_open(s)}
         for order in sorted(self.book.orders.values(), key=lambda o: o.order_id):
-            if order.symbol_id in live and not order.is_protection:
-                price = self.pending_fill_price(order)
-                if price is not None:
-                    events += self.execute(order, price, server=True)
-        for pos in sorted(self.book.positions.values(), key=lambda p: p.position_id):
-            if pos.symbol_id not in live:
+            if order.symbol_id not in live or order.is_protection:
                 continue
+            if order.closing and order.position_id not in self.book.positions:
+                # Its position closed meanwhile: filling it would open a new one instead.
+                order.status = _MODEL.ORDER_STATUS_CANCELLED
+                order.updated_ms = self.clock_ms()
+                del self.book.orders[order.order_id]
+                events.append(self.event(CANCELLED, order=order, server=True))
+                continue
+            price = self.pending_fill_price(order)
+            if price is not None:
+                events += self.execute(order, price, server=True)
+        for pos in sorted(self.book.positions.values(), key=lambda p: p.position_id):
+            if pos.symbol_id not in live or pos.position_id not in self.book.positions:
+                continue  # (a fill above may have closed it)
             close = self.pricing.closing_price(self.instrument(pos.symbol_id), pos.side)
             if pos.protection is not None and self._protection_hit(pos, close):
                 events += self.execute(pos.protection, close, server=True)

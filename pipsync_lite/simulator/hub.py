@@ -7,6 +7,7 @@ import time
 from collections.abc import Callable
 from dataclasses import dataclass
 
+import structlog
 from google.protobuf.message import DecodeError, Message
 
 from pipsync_lite import protos
@@ -14,6 +15,8 @@ from pipsync_lite.simulator.connection import Connection, RateLimiter
 from pipsync_lite.simulator.dispatch import HEARTBEAT, Received, RequestContext, Router
 from pipsync_lite.simulator.faults import Faults
 from pipsync_lite.simulator.feed import SpotChange
+
+log = structlog.get_logger(__name__)
 
 
 @dataclass(frozen=True, slots=True)
@@ -36,6 +39,8 @@ class Hub:
         self._requests = requests
         self._changed = changed
         self._connections: dict[int, Connection] = {}
+        #: exceptions raised by request handlers (simulator bugs); tests assert it stays empty
+        self.internal_errors: list[Exception] = []
         self._tasks: set[asyncio.Task[None]] = set()
         self._next_id = 1
 
@@ -93,7 +98,16 @@ class Hub:
         if decision.drop_before:
             conn.abort()
             return
-        outbox = self._router.handle(conn, ptype, message, client_msg_id) if decision.handle else []
+        outbox: list[tuple[Message, str | None]] = []
+        if decision.handle:
+            try:
+                outbox = self._router.handle(conn, ptype, message, client_msg_id)
+            except Exception as exc:  # a simulator bug: answer, keep the link, report
+                log.exception("sim_handler_failed", request=name)
+                self.internal_errors.append(exc)
+                outbox = [(protos.common.ProtoErrorRes(
+                    errorCode="UNKNOWN_ERROR", description=f"Simulator error: {exc!r}"),
+                    client_msg_id)]
         self._changed()
         if decision.drop_after:
             conn.abort()

@@ -171,10 +171,11 @@ class Simulator:
         log.info("sim_fault_token_expired")
         self._notify()
 
-    def invalidate_access_token(self) -> None:
+    def invalidate_access_token(self, refresh_too: bool = False) -> None:
         """Revoke the current access token: CH_ACCESS_TOKEN_INVALID on its next use, and
-        AccountsTokenInvalidatedEvent to every session authorized with it."""
-        token = self.tokens.invalidate()
+        AccountsTokenInvalidatedEvent to every session authorized with it. The refresh
+        token keeps working unless ``refresh_too`` (then only re-authorizing helps)."""
+        token = self.tokens.invalidate(refresh_too=refresh_too)
         log.info("sim_fault_token_invalidated")
         self.hub.end_token_sessions(token, "Access token was revoked")
 
@@ -301,6 +302,11 @@ class Simulator:
 
     def deals(self) -> list[DealView]:
         return [deal_view(d, self.catalogue) for d in self.engine.book.deals]
+
+    @property
+    def internal_errors(self) -> list[Exception]:
+        """Exceptions request handlers raised (answered with UNKNOWN_ERROR): simulator bugs."""
+        return self.hub.internal_errors
 
     @property
     def connection_ids(self) -> list[int]:

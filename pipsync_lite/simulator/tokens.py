@@ -86,9 +86,11 @@ class TokenBook:
             self._access[token] = TokenState.EXPIRED
         return token
 
-    def invalidate(self, access_token: str | None = None) -> str:
+    def invalidate(self, access_token: str | None = None, refresh_too: bool = False) -> str:
         token = access_token or self.credentials.access_token
         self._access[token] = TokenState.INVALID
+        if refresh_too:
+            self._refresh.clear()
         return token
 
 

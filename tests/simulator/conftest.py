@@ -20,6 +20,7 @@ async def sim(tmp_path: Path) -> AsyncIterator[Simulator]:
     await simulator.start()
     yield simulator
     await simulator.stop()
+    assert not simulator.internal_errors
 
 
 @pytest.fixture

@@ -321,3 +321,18 @@ async def test_netted_average_entry_is_volume_weighted(tmp_path: Path) -> None:
         [pos] = sim.positions()
         assert pos.entry_price == (Decimal("1.10010") + 3 * Decimal("1.10300")) / 4
         await client.close()
+
+
+async def test_pending_closing_order_is_cancelled_when_its_position_is_gone(
+        sim: Simulator, client: WireClient) -> None:
+    pos = await _open(client, sim)
+    got = await trade(client, new_order(sim, "EURUSD", "SELL", LOT, "LIMIT", limitPrice=1.105,
+                                        positionId=pos.positionId))
+    assert got[0].order.closingOrder
+    await trade(client, M.ProtoOAClosePositionReq(
+        ctidTraderAccountId=sim.account_id, positionId=pos.positionId, volume=LOT), events=2)
+    start = len(client.inbox)
+    sim.set_price("EURUSD", bid=Decimal("1.10600"), ask=Decimal("1.10610"))
+    event = await client.wait_named("ProtoOAExecutionEvent", start=start)
+    assert kinds([event]) == ["ORDER_CANCELLED"] and event.isServerEvent
+    assert not sim.positions() and not sim.orders()

@@ -178,3 +178,21 @@ def test_credentials_do_not_leak_into_repr() -> None:
     creds = SimCredentials.from_seed(1)
     assert creds.client_secret not in repr(creds)
     assert creds.access_token not in repr(creds)
+
+
+async def test_invalidation_can_revoke_the_refresh_token_too(sim: Simulator,
+                                                             client: WireClient) -> None:
+    refresh = sim.credentials.refresh_token
+    sim.invalidate_access_token(refresh_too=True)
+    await client.wait_named("ProtoOAAccountsTokenInvalidatedEvent")
+    res = await client.request(M.ProtoOARefreshTokenReq(refreshToken=refresh))
+    assert res.errorCode == "CH_ACCESS_TOKEN_INVALID"
+
+
+async def test_refresh_still_works_after_plain_invalidation(sim: Simulator,
+                                                            client: WireClient) -> None:
+    refresh = sim.credentials.refresh_token
+    sim.invalidate_access_token()
+    res = await client.request(M.ProtoOARefreshTokenReq(refreshToken=refresh))
+    assert res.DESCRIPTOR.name == "ProtoOARefreshTokenRes"
+    assert (await client.account_auth(sim.credentials)).DESCRIPTOR.name == "ProtoOAAccountAuthRes"
