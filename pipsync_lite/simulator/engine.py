@@ -1,7 +1,9 @@
 """Execution: fills, positions, protective orders, price triggers, trailing stops, expiry.
 
 Every method returns the execution events it caused, already rendered, in the order the
-recorded live server sends them. Fills are always complete (no partial fills).
+recorded live server sends them. Fills are always complete (no partial fills). The
+balance moves only when volume closes: gross P/L plus the commission of both sides of
+the closed volume (the opening deal shows its side's commission, charged at close).
 """
 
 from __future__ import annotations
