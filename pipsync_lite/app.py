@@ -12,7 +12,8 @@ from aiohttp import web
 
 from pipsync_lite.config import Config, redacted
 from pipsync_lite.ctrader.bridge import install_reactor
-from pipsync_lite.ctrader.client import ClientSettings, CTraderClient
+from pipsync_lite.ctrader.client import CTraderClient
+from pipsync_lite.ctrader.settings import ClientSettings
 from pipsync_lite.engine import Engine, utcnow
 from pipsync_lite.ledger import Ledger
 from pipsync_lite.store import Store

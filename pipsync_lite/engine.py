@@ -19,7 +19,7 @@ from typing import Any
 import structlog
 
 from pipsync_lite.config import Config
-from pipsync_lite.ctrader.model import Broker, OrderResult, SymbolInfo
+from pipsync_lite.ctrader.model import Broker, OrderResult, Quote, SymbolInfo
 from pipsync_lite.errors import BrokerError, BrokerRejected, BrokerTimeout, SignalError
 from pipsync_lite.logs import Redactor
 from pipsync_lite.planner import (
@@ -113,7 +113,7 @@ class Engine:
         record = dataclasses.replace(
             record,
             dialect=signal.dialect.value,
-            parsed=_describe(signal),
+            parsed=self._redacted_fields(signal),
             action=signal.action.value,
             symbol=signal.symbol,
             idempotency_key=signal.id,
@@ -127,7 +127,7 @@ class Engine:
                     )
                     log.info("signal_duplicate", signal_id=signal_id, original=original)
                     return Outcome("duplicate", original)
-            decision = self._decide(signal, now)
+            decision = await self._decide(signal, now)
             signal_id = await self._store.insert_signal(
                 dataclasses.replace(
                     record,
@@ -153,7 +153,7 @@ class Engine:
                 )
             self._start(signal_id, decision.plan)
         log.info("signal_accepted", signal_id=signal_id, action=signal.action.value, symbol=decision.symbol, lots=decision.lots)
-        return Outcome("accepted", signal_id, lots=decision.lots, notes=decision.plan.notes)
+        return Outcome("accepted", signal_id, lots=decision.lots, notes=signal.notes + decision.plan.notes)
 
     async def record_oversized(self, reason: str, source_ip: str | None) -> int:
         """A body over the size limit is not read, but its arrival is still recorded."""
@@ -169,7 +169,7 @@ class Engine:
             )
         )
 
-    def _decide(self, signal: Signal, now: datetime) -> _Decision:
+    async def _decide(self, signal: Signal, now: datetime) -> _Decision:
         if signal.action not in _SUPPORTED:
             return _Decision("rejected", rule="unsupported_action", reason=f"action {signal.action} is not supported yet")
         if not self._broker.ready:
@@ -178,8 +178,9 @@ class Engine:
         if isinstance(symbol, UnknownSymbol):
             return _Decision("rejected", symbol=symbol.name, rule="unknown_symbol", reason=symbol.reason)
         lots = entry_lots(signal, self._config.risk) if signal.action.is_entry else None
+        quote = await self._quote(symbol) if signal.action.is_entry else None
         try:
-            plan = self._plan(signal, symbol, lots)
+            plan = self._plan(signal, symbol, lots, quote)
         except SignalError as err:
             return _Decision("invalid", symbol=symbol.name, field=err.field, reason=err.reason, lots=lots)
         except PlanRejected as err:
@@ -203,12 +204,25 @@ class Engine:
             signal.symbol, self._config.symbols.map, self._broker.symbol, self._broker.symbol_names
         )
 
-    def _plan(self, signal: Signal, symbol: SymbolInfo, lots: Decimal | None) -> Plan:
+    def _plan(self, signal: Signal, symbol: SymbolInfo, lots: Decimal | None, quote: Quote | None) -> Plan:
         if signal.action in _CLOSE_ACTIONS:
             return plan_close(symbol, self._broker.positions(), signal.action)
         assert lots is not None
-        quote = self._broker.quote(symbol.symbol_id)
         return plan_entry(signal, symbol, quote, lots, label="")
+
+    async def _quote(self, symbol: SymbolInfo, timeout: float = 2.0) -> Quote | None:
+        """The live quote; the first alert on a symbol subscribes to it and waits for its first spot."""
+        quote = self._broker.quote(symbol.symbol_id)
+        if quote is not None and quote.bid is not None and quote.ask is not None:
+            return quote
+        await self._broker.subscribe_quotes({symbol.symbol_id})
+        deadline = asyncio.get_running_loop().time() + timeout
+        while asyncio.get_running_loop().time() < deadline:
+            quote = self._broker.quote(symbol.symbol_id)
+            if quote is not None and quote.bid is not None and quote.ask is not None:
+                return quote
+            await asyncio.sleep(0.005)
+        return quote
 
     # -- 2. out: execute and record ---------------------------------------------------------
 
@@ -246,13 +260,22 @@ class Engine:
                 self._pending_entries -= 1
             structlog.contextvars.unbind_contextvars("signal_id")
 
+    def _redacted_fields(self, signal: Signal) -> dict[str, Any]:
+        """The parsed fields for the trade log, with any secret an alert carried masked."""
+        return {
+            k: self._redactor.text(v) if isinstance(v, str) else [self._redactor.text(x) for x in v] if isinstance(v, list) else v
+            for k, v in _describe(signal).items()
+        }
+
     def label(self, signal_id: int) -> str:
         """Ties a broker order to its signal (label and clientOrderId): ``psl-<db>-<signal>``."""
         return f"psl-{self._store.instance_id}-{signal_id}"
 
     async def _open(self, signal_id: int, plan: EntryPlan) -> None:
         label = self.label(signal_id)
-        request = dataclasses.replace(plan.request, label=label, client_order_id=label)
+        request = dataclasses.replace(
+            plan.request, label=label, client_order_id=label, comment=self._redactor.text(plan.request.comment)
+        )
         order = {
             "client_order_id": label,
             "symbol": plan.symbol.name,
@@ -346,9 +369,18 @@ def _has_stop_loss(signal: Signal) -> bool:
 
 
 def _describe(signal: Signal) -> dict[str, Any]:
-    """The parsed fields that the alert set, for the trade log."""
-    fields = {f.name: getattr(signal, f.name) for f in dataclasses.fields(signal)}
-    return {k: (str(v) if not isinstance(v, bool | int | str) else v) for k, v in fields.items() if v not in (None, False)}
+    """The parsed fields that the alert set, as JSON-ready values."""
+    described: dict[str, Any] = {}
+    for f in dataclasses.fields(signal):
+        value = getattr(signal, f.name)
+        if value is None or value is False or value == ():
+            continue
+        if isinstance(value, tuple):
+            value = [str(v) for v in value]
+        elif not isinstance(value, bool | int | str):
+            value = str(value)
+        described[f.name] = value
+    return described
 
 
 def _error_status(err: BrokerError) -> str:
