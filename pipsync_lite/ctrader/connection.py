@@ -29,7 +29,13 @@ from twisted.internet.ssl import Certificate, optionsForClientTLS, platformTrust
 from pipsync_lite import protos
 from pipsync_lite.ctrader import bridge
 from pipsync_lite.ctrader.model import Execution
-from pipsync_lite.ctrader.protocol import HISTORICAL_PAYLOAD_TYPES, OpenApiProtocol, Outbound, Pacer
+from pipsync_lite.ctrader.protocol import (
+    HISTORICAL_PAYLOAD_TYPES,
+    TRADING_PAYLOAD_TYPES,
+    OpenApiProtocol,
+    Outbound,
+    Pacer,
+)
 from pipsync_lite.errors import BrokerTimeout, BrokerUnavailable
 
 log = structlog.get_logger(__name__)
@@ -238,6 +244,7 @@ class Connection:
         exchange.outbound = self.protocol.send(
             protos.encode(message, exchange.msg_id),
             historical=payload_type in HISTORICAL_PAYLOAD_TYPES,
+            urgent=payload_type in TRADING_PAYLOAD_TYPES,
             on_sent=on_sent,
         )
         return exchange

@@ -12,7 +12,9 @@ Pacing (per connection, :class:`Pacer`):
   it, so orders see no added latency under the limit; otherwise it waits in a FIFO queue of its
   class and a single timer fires exactly when the oldest send leaves the window: the client
   never idles below the limit while frames wait;
-- historical requests have their own queue, so an order never waits behind DealList pages;
+- three FIFO queues, flushed in this order: trading requests (new/close/amend/cancel), then
+  other requests, then historical ones; so when the window is full an order goes out at the
+  first free slot, ahead of a Reconcile or DealList backlog;
 - heartbeats are counted like any frame. They are only sent after ``heartbeat_interval`` of
   outbound silence, when the window is empty, so they never wait in practice.
 
@@ -46,6 +48,18 @@ HISTORICAL_PAYLOAD_TYPES = frozenset(
         protos.messages.ProtoOAGetTrendbarsReq,
         protos.messages.ProtoOAGetTickDataReq,
         protos.messages.ProtoOACashFlowHistoryListReq,
+    )
+)
+
+#: Requests that act on the account: first in line when the window is full.
+TRADING_PAYLOAD_TYPES = frozenset(
+    protos.payload_type_of(cls())
+    for cls in (
+        protos.messages.ProtoOANewOrderReq,
+        protos.messages.ProtoOAClosePositionReq,
+        protos.messages.ProtoOAAmendPositionSLTPReq,
+        protos.messages.ProtoOAAmendOrderReq,
+        protos.messages.ProtoOACancelOrderReq,
     )
 )
 
@@ -114,6 +128,7 @@ class Outbound:
 
     frame: bytes
     historical: bool = False
+    urgent: bool = False
     on_sent: Callable[[], None] | None = None
     cancelled: bool = False  # given up by its sender while waiting: never written
 
@@ -138,6 +153,7 @@ class OpenApiProtocol(Int32StringReceiver):
         self.connected = False
         self.last_sent = self.now()
         self.frames_sent = 0
+        self._urgent_queue: deque[Outbound] = deque()
         self._queue: deque[Outbound] = deque()
         self._historical_queue: deque[Outbound] = deque()
         self._timer: IDelayedCall | None = None
@@ -166,6 +182,7 @@ class OpenApiProtocol(Int32StringReceiver):
         if self._timer is not None and self._timer.active():
             self._timer.cancel()
         self._timer = None
+        self._urgent_queue.clear()
         self._queue.clear()
         self._historical_queue.clear()
         self.listener.connection_lost(describe_failure(reason))
@@ -175,18 +192,30 @@ class OpenApiProtocol(Int32StringReceiver):
     @property
     def queued(self) -> int:
         """Frames waiting for the rate limit."""
-        return len(self._queue) + len(self._historical_queue)
+        return len(self._urgent_queue) + len(self._queue) + len(self._historical_queue)
 
     def send(
-        self, frame: bytes, *, historical: bool = False, on_sent: Callable[[], None] | None = None
+        self,
+        frame: bytes,
+        *,
+        historical: bool = False,
+        urgent: bool = False,
+        on_sent: Callable[[], None] | None = None,
     ) -> Outbound:
         """Write ``frame`` now if the limits allow and nothing of its class waits, else queue it.
 
         Returns the queue entry: setting its ``cancelled`` keeps a waiting frame off the wire.
         """
-        item = Outbound(frame, historical, on_sent)
-        queue = self._historical_queue if historical else self._queue
-        if queue or not self.connected:
+        item = Outbound(frame, historical, urgent, on_sent)
+        if historical:
+            queue = self._historical_queue
+        elif urgent:
+            queue = self._urgent_queue
+        else:
+            queue = self._queue
+        # a general frame must not overtake waiting trading frames (they go first anyway)
+        waiting = queue or (not historical and not urgent and self._urgent_queue)
+        if waiting or not self.connected:
             queue.append(item)
             self._schedule()
             return item
@@ -225,7 +254,7 @@ class OpenApiProtocol(Int32StringReceiver):
             return
         now = self.now()
         waits = []
-        if self._queue:
+        if self._urgent_queue or self._queue:
             waits.append(self.pacer.wait_time(now, False))
         if self._historical_queue:
             waits.append(self.pacer.wait_time(now, True))
@@ -237,8 +266,12 @@ class OpenApiProtocol(Int32StringReceiver):
         if not self.connected:
             return
         now = self.now()
-        # General frames (orders among them) first; historical ones take what room is left.
-        for queue, historical in ((self._queue, False), (self._historical_queue, True)):
+        # Trading frames first, then the rest; historical ones take what room is left.
+        for queue, historical in (
+            (self._urgent_queue, False),
+            (self._queue, False),
+            (self._historical_queue, True),
+        ):
             while queue and (queue[0].cancelled or self.pacer.wait_time(now, historical) <= 0):
                 item = queue.popleft()
                 if not item.cancelled:

@@ -422,27 +422,28 @@ class Session:
     # --- keep-alive -----------------------------------------------------------------------
 
     async def _keep_alive(self, conn: Connection) -> None:
+        """Heartbeat after ``heartbeat_interval`` of outbound silence; probe, then drop, a
+        link that has been silent inbound for 2/3, then all, of ``silence_limit``."""
         interval = self.settings.heartbeat_interval
         limit = self.settings.silence_limit or 3 * interval
         probe_after = limit * 2 / 3
-        tick = min(interval, limit) / 4
         clock = self.settings.clock
-        probed_at = None
+        probed_for: float | None = None  # the last_received the pending probe was sent for
         while conn.is_open:
-            await asyncio.wait({conn.closed}, timeout=tick)
-            if not conn.is_open:
-                return
             now = clock()
-            if now - conn.last_sent >= interval:
-                conn.send_heartbeat()
             silent = now - conn.last_received
             if silent >= limit:
                 log.warning("broker_link_silent", seconds=round(silent, 1))
                 conn.close(f"no data from the server for {silent:.1f}s", abort=True)
                 return
-            if silent >= probe_after and (probed_at is None or probed_at < conn.last_received):
-                probed_at = now
+            if silent >= probe_after and probed_for != conn.last_received:
+                probed_for = conn.last_received
                 conn.forget(conn.request(P.ProtoOAVersionReq()))  # any answer proves the link
+            if now - conn.last_sent >= interval:
+                conn.send_heartbeat()
+            next_probe = conn.last_received + (limit if probed_for == conn.last_received else probe_after)
+            wake = min(conn.last_sent + interval, next_probe)
+            await asyncio.wait({conn.closed}, timeout=max(0.005, wake - clock()))
 
     # --- inbound --------------------------------------------------------------------------
 

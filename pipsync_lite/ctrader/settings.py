@@ -38,7 +38,7 @@ class ClientSettings:
     refresh_ahead: float = 86_400.0  # refresh this long before expiry (contract: a day)
     request_timeout: float = 10.0
     connect_timeout: float = 10.0
-    heartbeat_interval: float = 10.0
+    heartbeat_interval: float = 9.0  # the FAQ asks for one at least every 10 s
     silence_limit: float | None = None  # default 3 × heartbeat_interval
     reconnect_base: float = 1.0
     reconnect_max: float = 60.0

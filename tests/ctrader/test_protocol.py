@@ -126,6 +126,18 @@ def test_historical_requests_are_limited_to_five_and_do_not_block_orders() -> No
     assert frames(transport.value())[6:] == [b"deals5", b"deals6", b"deals7"]
 
 
+def test_trading_frames_go_first_when_the_window_is_full() -> None:
+    protocol, transport, clock, _ = connected()
+    for i in range(55):
+        protocol.send(b"r%d" % i)
+    protocol.send(b"order", urgent=True)
+    protocol.send(b"later")
+    clock.advance(1.025)
+    sent = frames(transport.value())
+    assert sent[50] == b"order"
+    assert sent[51:] == [b"r%d" % i for i in range(50, 55)] + [b"later"]
+
+
 def test_historical_payload_types_are_the_documented_ones() -> None:
     names = {protos.BY_PAYLOAD_TYPE[t].__name__ for t in HISTORICAL_PAYLOAD_TYPES}
     assert names == {

@@ -186,3 +186,23 @@ async def test_tokens_are_refreshed_ahead_of_their_expiry(sim: Simulator, make_c
     await sim.wait_for(lambda: saved and client.ready, timeout=10)
     assert client.token_expires_at is not None and client.token_expires_at > time.time() + 86_400
     assert sim.requests_named("ProtoOAAccountAuthReq")[-1].message.accessToken == sim.credentials.access_token
+
+
+async def test_history_requests_are_paced_at_five_per_second_without_holding_orders_back(
+    sim: Simulator, client: CTraderClient, eurusd: SymbolInfo
+) -> None:
+    sim.set_price("EURUSD", bid=Decimal("1.10000"), ask=Decimal("1.10010"))
+    since = len(sim.requests)
+    now_ms = int(time.time() * 1000)
+    history = asyncio.gather(*(client.deal_list(now_ms - 60_000, now_ms) for _ in range(12)))
+    await sim.wait_for(lambda: len(sim.requests_named("ProtoOADealListReq")) >= 5, timeout=5)
+    started = time.monotonic()
+    await client.place_order(OrderRequest(symbol_id=eurusd.symbol_id, side=Side.BUY, volume=100_000))
+    order_arrival = sim.requests_named("ProtoOANewOrderReq")[0].monotonic
+    await history
+    arrivals = sorted(r.monotonic for r in sim.requests[since:] if r.name == "ProtoOADealListReq")
+    assert len(arrivals) == 12
+    for i, start in enumerate(arrivals):
+        assert sum(1 for t in arrivals[i:] if t < start + 1.0) <= 5
+    assert order_arrival - started < 0.2  # not queued behind the history backlog
+    assert order_arrival < arrivals[-1]
