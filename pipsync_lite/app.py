@@ -13,8 +13,10 @@ from aiohttp import web
 from pipsync_lite.config import Config, redacted
 from pipsync_lite.ctrader.bridge import install_reactor
 from pipsync_lite.ctrader.client import CTraderClient
+from pipsync_lite.ctrader.model import BrokerEvent, ConnectionChange
 from pipsync_lite.ctrader.settings import ClientSettings
 from pipsync_lite.engine import Engine, utcnow
+from pipsync_lite.events import EventBus
 from pipsync_lite.ledger import Ledger
 from pipsync_lite.store import Store
 from pipsync_lite.web import WebState, make_app
@@ -50,6 +52,7 @@ class Daemon:
         self._web: WebState | None = None
         self._runner: web.AppRunner | None = None
         self.port: int = config.server.port
+        self.events = EventBus()
 
     @property
     def base_url(self) -> str:
@@ -66,10 +69,11 @@ class Daemon:
         log.info("daemon_starting", config_version=self.config.version, config=redacted(self.config))
         await self.store.open()
         self.broker = CTraderClient(client_settings(self.config))
-        self.ledger = Ledger(self.store, self.broker.symbol_by_id)
+        self.ledger = Ledger(self.store, self.broker.symbol_by_id, self.events)
         self.broker.subscribe(self.ledger.on_event)
+        self.broker.subscribe(self._on_broker_event)
         self.ledger.start()
-        self.engine = Engine(self.config, self.store, self.broker, clock=self._clock)
+        self.engine = Engine(self.config, self.store, self.broker, events=self.events, clock=self._clock)
         self._web = WebState(
             engine=self.engine,
             webhook_token=self.config.server.webhook_token.get_secret_value(),
@@ -83,6 +87,14 @@ class Daemon:
         self.port = self._runner.addresses[0][1]  # the real port when the YAML says 0
         await self.broker.start()
         log.info("daemon_started", url=self.base_url)
+
+    def _on_broker_event(self, event: BrokerEvent) -> None:
+        if isinstance(event, ConnectionChange):
+            self.events.emit(
+                "broker.connected" if event.ready else "broker.disconnected",
+                account_id=self.config.ctrader.account_id,
+                reason=event.reason or None,
+            )
 
     def _readiness(self) -> dict[str, Any]:
         broker = self.broker

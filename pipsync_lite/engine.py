@@ -19,18 +19,12 @@ from typing import Any
 import structlog
 
 from pipsync_lite.config import Config
-from pipsync_lite.ctrader.model import Broker, OrderResult, Quote, SymbolInfo
+from pipsync_lite.ctrader.model import Broker, Quote, SymbolInfo
 from pipsync_lite.errors import BrokerError, BrokerRejected, BrokerTimeout, SignalError
 from pipsync_lite.logs import Redactor
-from pipsync_lite.planner import (
-    ClosePlan,
-    EntryPlan,
-    Plan,
-    PlanRejected,
-    expected_level,
-    plan_close,
-    plan_entry,
-)
+from pipsync_lite.events import EventBus
+from pipsync_lite.executor import Executor
+from pipsync_lite.planner import EntryPlan, Plan, PlanRejected, plan_close, plan_entry
 from pipsync_lite.risk import Proposal, entry_lots, evaluate
 from pipsync_lite.signal_model import Action, Signal
 from pipsync_lite.signals import parse_signal
@@ -78,16 +72,19 @@ class Engine:
         store: Store,
         broker: Broker,
         *,
+        events: EventBus,
         clock: Callable[[], datetime] = utcnow,
     ) -> None:
         self._config = config
         self._store = store
         self._broker = broker
         self._clock = clock
+        self._events = events
         self._redactor = Redactor(config.secrets())
         self._decisions = asyncio.Lock()  # dedupe → guard → insert is one decision
         self._pending_entries = 0
         self._tasks: set[asyncio.Task[None]] = set()
+        self._executor = Executor(store, broker, events, self._redactor)
 
     # -- 1. in: decide and store ------------------------------------------------------------
 
@@ -108,6 +105,8 @@ class Engine:
                 dataclasses.replace(record, status="invalid", field=err.field, reason=reason)
             )
             log.info("signal_invalid", signal_id=signal_id, field=err.field, reason=reason)
+            self._events.emit("signal.received", signal_id=signal_id, status="invalid")
+            self._events.emit("signal.rejected", signal_id=signal_id, status="invalid", field=err.field, reason=reason)
             return Outcome("invalid", signal_id, field=err.field, reason=reason)
 
         record = dataclasses.replace(
@@ -139,7 +138,15 @@ class Engine:
                     lots=decision.lots,
                 )
             )
+            self._events.emit(
+                "signal.received", signal_id=signal_id, status=decision.status, action=signal.action.value,
+                symbol=decision.symbol or signal.symbol,
+            )
             if decision.plan is None:
+                self._events.emit(
+                    "signal.rejected", signal_id=signal_id, status=decision.status, rule=decision.rule,
+                    field=decision.field, reason=decision.reason, symbol=decision.symbol or signal.symbol,
+                )
                 log.info(
                     "signal_rejected",
                     signal_id=signal_id,
@@ -236,10 +243,7 @@ class Engine:
     async def _execute(self, signal_id: int, plan: Plan) -> None:
         structlog.contextvars.bind_contextvars(signal_id=signal_id)
         try:
-            if isinstance(plan, EntryPlan):
-                await self._open(signal_id, plan)
-            else:
-                await self._close(signal_id, plan)
+            await self._executor.run(signal_id, plan)
         except BrokerTimeout as err:
             # Sent but unanswered: it may have been filled. Reconciled, never resent.
             await self._store.set_signal_status(signal_id, "unknown", reason=str(err))
@@ -266,93 +270,6 @@ class Engine:
             k: self._redactor.text(v) if isinstance(v, str) else [self._redactor.text(x) for x in v] if isinstance(v, list) else v
             for k, v in _describe(signal).items()
         }
-
-    def label(self, signal_id: int) -> str:
-        """Ties a broker order to its signal (label and clientOrderId): ``psl-<db>-<signal>``."""
-        return f"psl-{self._store.instance_id}-{signal_id}"
-
-    async def _open(self, signal_id: int, plan: EntryPlan) -> None:
-        label = self.label(signal_id)
-        request = dataclasses.replace(
-            plan.request, label=label, client_order_id=label, comment=self._redactor.text(plan.request.comment)
-        )
-        order = {
-            "client_order_id": label,
-            "symbol": plan.symbol.name,
-            "side": request.side.value,
-            "order_type": request.order_type.value,
-            "volume": request.volume,
-            "price": request.limit_price or request.stop_price,
-            "stop_loss": request.stop_loss or plan.target_stop_loss,
-            "take_profit": request.take_profit or plan.target_take_profit,
-        }
-        log.info("order_sending", **{k: v for k, v in order.items() if v is not None})
-        try:
-            result = await self._broker.place_order(request)
-        except BrokerError as err:
-            await self._store.insert_order(signal_id, "entry", _error_status(err), **order, **_error_fields(err))
-            raise
-        await self._store.insert_order(
-            signal_id,
-            "entry",
-            result.status,
-            **order,
-            broker_order_id=result.order_id,
-            position_id=result.position_id,
-            execution_price=result.execution_price,
-        )
-        log.info("order_" + result.status, order_id=result.order_id, position_id=result.position_id, price=result.execution_price)
-        if result.status == "filled":
-            await self._enforce_levels(signal_id, plan, result)
-
-    async def _enforce_levels(self, signal_id: int, plan: EntryPlan, result: OrderResult) -> None:
-        """Amend the position to the alert's exact SL/TP when the fill moved the relative ones."""
-        if plan.target_stop_loss is None and plan.target_take_profit is None:
-            return
-        if result.execution_price is None or result.position_id is None:
-            return
-        req, digits = plan.request, plan.symbol.digits
-        sl_now = expected_level(result.execution_price, req.relative_stop_loss, req.side, stop=True, digits=digits)
-        tp_now = expected_level(result.execution_price, req.relative_take_profit, req.side, stop=False, digits=digits)
-        sl = plan.target_stop_loss or sl_now
-        tp = plan.target_take_profit or tp_now
-        if (sl, tp) == (sl_now, tp_now):
-            return
-        fields: dict[str, Any] = {"symbol": plan.symbol.name, "position_id": result.position_id, "stop_loss": sl, "take_profit": tp}
-        try:
-            position = await self._broker.amend_position_sltp(result.position_id, sl, tp, req.trailing_stop_loss)
-        except BrokerError as err:
-            # The position keeps the broker's relative levels: still protected, a little off.
-            await self._store.insert_order(signal_id, "amend", _error_status(err), **fields, **_error_fields(err))
-            log.warning("sl_tp_amend_failed", position_id=result.position_id, error=str(err))
-            return
-        await self._store.insert_order(signal_id, "amend", "done", **fields)
-        log.info("sl_tp_amended", position_id=position.position_id, stop_loss=position.stop_loss, take_profit=position.take_profit)
-
-    async def _close(self, signal_id: int, plan: ClosePlan) -> None:
-        failures: list[BrokerError] = []
-        for position, volume in plan.closes:
-            fields: dict[str, Any] = {
-                "symbol": plan.symbol.name,
-                "side": position.side.opposite.value,
-                "order_type": "market",
-                "volume": volume,
-                "position_id": position.position_id,
-            }
-            try:
-                deal = await self._broker.close_position(position.position_id, volume)
-            except BrokerError as err:
-                # Keep closing the others: one stuck position must not leave the rest open.
-                failures.append(err)
-                await self._store.insert_order(signal_id, "close", _error_status(err), **fields, **_error_fields(err))
-                log.warning("position_close_failed", position_id=position.position_id, error=str(err))
-                continue
-            await self._store.insert_order(
-                signal_id, "close", "filled", **fields, broker_order_id=deal.order_id, execution_price=deal.execution_price
-            )
-            log.info("position_closed", position_id=position.position_id, price=deal.execution_price, volume=volume)
-        if failures:
-            raise failures[0] if len(failures) == 1 else _combined(failures)
 
     # -- lifecycle -----------------------------------------------------------------------
 
@@ -381,20 +298,3 @@ def _describe(signal: Signal) -> dict[str, Any]:
             value = str(value)
         described[f.name] = value
     return described
-
-
-def _error_status(err: BrokerError) -> str:
-    return "unknown" if isinstance(err, BrokerTimeout) else "rejected" if isinstance(err, BrokerRejected) else "failed"
-
-
-def _error_fields(err: BrokerError) -> dict[str, Any]:
-    if isinstance(err, BrokerRejected):
-        return {"error_code": err.code, "error_text": err.description}
-    return {"error_code": type(err).__name__, "error_text": str(err)}
-
-
-def _combined(failures: list[BrokerError]) -> BrokerError:
-    if any(isinstance(f, BrokerTimeout) for f in failures):
-        return BrokerTimeout("; ".join(str(f) for f in failures))
-    return BrokerRejected(failures[0].code if isinstance(failures[0], BrokerRejected) else "failed", "; ".join(str(f) for f in failures))
-

@@ -16,6 +16,7 @@ from datetime import UTC, datetime
 import structlog
 
 from pipsync_lite.ctrader.model import BrokerEvent, Execution, ExecutionKind, Position, SymbolInfo
+from pipsync_lite.events import EventBus
 from pipsync_lite.store import Store, utcnow_iso
 
 log = structlog.get_logger("pipsync_lite.ledger")
@@ -29,8 +30,9 @@ def signal_id_from_label(label: str) -> int | None:
 
 
 class Ledger:
-    def __init__(self, store: Store, symbol_by_id: Callable[[int], SymbolInfo | None]) -> None:
+    def __init__(self, store: Store, symbol_by_id: Callable[[int], SymbolInfo | None], events: EventBus) -> None:
         self._store = store
+        self._events = events
         self._symbol_by_id = symbol_by_id
         self._queue: asyncio.Queue[Execution] = asyncio.Queue()
         self._task: asyncio.Task[None] | None = None
@@ -116,6 +118,19 @@ class Ledger:
             close_price=deal.execution_price,
             close_reason=reason,
         )
+        self._events.emit(
+            {"sl": "trade.sl_hit", "tp": "trade.tp_hit"}.get(reason, "trade.closed"),
+            position_id=deal.position_id,
+            signal_id=signal_id_from_label(event.label),
+            symbol=name,
+            reason=reason,
+            closed_volume=close.closed_volume,
+            fully_closed=event.position_closed,
+            price=str(deal.execution_price),
+            gross_profit=str(close.gross_profit),
+            commission=str(close.commission),
+            balance=str(close.balance),
+        )
         log.info(
             "trade_closed" if event.position_closed else "trade_reduced",
             position_id=deal.position_id,
@@ -141,6 +156,17 @@ class Ledger:
             take_profit=position.take_profit,
             status="open",
             opened_at=executed_at,
+        )
+        self._events.emit(
+            "trade.opened",
+            position_id=position.position_id,
+            signal_id=signal_id_from_label(event.label or position.label),
+            symbol=symbol,
+            side=position.side.value,
+            volume=position.volume,
+            price=str(position.entry_price),
+            stop_loss=None if position.stop_loss is None else str(position.stop_loss),
+            take_profit=None if position.take_profit is None else str(position.take_profit),
         )
         log.info("trade_opened", position_id=position.position_id, symbol=symbol, side=position.side.value, volume=position.volume, price=position.entry_price)
 

@@ -321,3 +321,20 @@ async def test_readyz_reports_the_account_when_ready(daemon: Daemon, sim: Simula
         assert response.status == 200
         body = await response.json()
     assert body["broker"] == "ready" and body["account_id"] == sim.account_id
+
+
+async def test_events_follow_a_signal_from_receipt_to_sl_hit(daemon: Daemon, sim: Simulator, http: aiohttp.ClientSession) -> None:
+    seen: list[tuple[str, dict[str, Any]]] = []
+    daemon.events.subscribe(lambda event: seen.append((event.type, event.data)))
+    status, body, _ = await post(http, daemon, {"action": "buy", "symbol": "EURUSD", "sl_pips": 5})
+    await settled(daemon, body["signal_id"])
+    sim.set_price("EURUSD", bid=D("1.09000"), ask=D("1.09010"))
+    await eventually(lambda: any(t == "trade.sl_hit" for t, _ in seen))
+    await post(http, daemon, {"action": "buy", "symbol": "NOPE"})
+    types = [t for t, _ in seen]
+    assert types[:2] == ["signal.received", "trade.opened"]
+    opened = dict(seen)["trade.opened"]
+    assert opened["signal_id"] == body["signal_id"] and opened["volume"] == 100_000
+    assert dict(seen)["trade.sl_hit"]["signal_id"] == body["signal_id"]
+    assert types[-2:] == ["signal.received", "signal.rejected"]
+    assert dict(seen)["signal.rejected"]["rule"] == "unknown_symbol"

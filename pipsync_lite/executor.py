@@ -1,0 +1,151 @@
+"""Carrying out a plan at the broker, and recording every order and its answer."""
+
+from __future__ import annotations
+
+import dataclasses
+from typing import Any
+
+import structlog
+
+from pipsync_lite.ctrader.model import Broker, OrderResult
+from pipsync_lite.errors import BrokerError, BrokerRejected, BrokerTimeout
+from pipsync_lite.events import EventBus
+from pipsync_lite.logs import Redactor
+from pipsync_lite.planner import ClosePlan, EntryPlan, Plan, expected_level
+from pipsync_lite.store import Store
+
+log = structlog.get_logger("pipsync_lite.executor")
+
+
+class Executor:
+    """Runs one plan. Raises the broker's error for the signal's status; records everything."""
+
+    def __init__(self, store: Store, broker: Broker, events: EventBus, redactor: Redactor) -> None:
+        self._store = store
+        self._broker = broker
+        self._events = events
+        self._redactor = redactor
+
+    def _failed(self, signal_id: int, purpose: str, order: dict[str, Any], err: BrokerError) -> None:
+        self._events.emit(
+            "order.failed",
+            signal_id=signal_id,
+            purpose=purpose,
+            symbol=order.get("symbol"),
+            side=order.get("side"),
+            volume=order.get("volume"),
+            outcome=_error_status(err),
+            **_error_fields(err),
+        )
+
+    async def run(self, signal_id: int, plan: Plan) -> None:
+        if isinstance(plan, EntryPlan):
+            await self._open(signal_id, plan)
+        else:
+            await self._close(signal_id, plan)
+
+    def label(self, signal_id: int) -> str:
+        """Ties a broker order to its signal (label and clientOrderId): ``psl-<db>-<signal>``."""
+        return f"psl-{self._store.instance_id}-{signal_id}"
+
+    async def _open(self, signal_id: int, plan: EntryPlan) -> None:
+        label = self.label(signal_id)
+        request = dataclasses.replace(
+            plan.request, label=label, client_order_id=label, comment=self._redactor.text(plan.request.comment)
+        )
+        order = {
+            "client_order_id": label,
+            "symbol": plan.symbol.name,
+            "side": request.side.value,
+            "order_type": request.order_type.value,
+            "volume": request.volume,
+            "price": request.limit_price or request.stop_price,
+            "stop_loss": request.stop_loss or plan.target_stop_loss,
+            "take_profit": request.take_profit or plan.target_take_profit,
+        }
+        log.info("order_sending", **{k: v for k, v in order.items() if v is not None})
+        try:
+            result = await self._broker.place_order(request)
+        except BrokerError as err:
+            await self._store.insert_order(signal_id, "entry", _error_status(err), **order, **_error_fields(err))
+            self._failed(signal_id, "entry", order, err)
+            raise
+        await self._store.insert_order(
+            signal_id,
+            "entry",
+            result.status,
+            **order,
+            broker_order_id=result.order_id,
+            position_id=result.position_id,
+            execution_price=result.execution_price,
+        )
+        log.info("order_" + result.status, order_id=result.order_id, position_id=result.position_id, price=result.execution_price)
+        if result.status == "filled":
+            await self._enforce_levels(signal_id, plan, result)
+
+    async def _enforce_levels(self, signal_id: int, plan: EntryPlan, result: OrderResult) -> None:
+        """Amend the position to the alert's exact SL/TP when the fill moved the relative ones."""
+        if plan.target_stop_loss is None and plan.target_take_profit is None:
+            return
+        if result.execution_price is None or result.position_id is None:
+            return
+        req, digits = plan.request, plan.symbol.digits
+        sl_now = expected_level(result.execution_price, req.relative_stop_loss, req.side, stop=True, digits=digits)
+        tp_now = expected_level(result.execution_price, req.relative_take_profit, req.side, stop=False, digits=digits)
+        sl = plan.target_stop_loss or sl_now
+        tp = plan.target_take_profit or tp_now
+        if (sl, tp) == (sl_now, tp_now):
+            return
+        fields: dict[str, Any] = {"symbol": plan.symbol.name, "position_id": result.position_id, "stop_loss": sl, "take_profit": tp}
+        try:
+            position = await self._broker.amend_position_sltp(result.position_id, sl, tp, req.trailing_stop_loss)
+        except BrokerError as err:
+            # The position keeps the broker's relative levels: still protected, a little off.
+            await self._store.insert_order(signal_id, "amend", _error_status(err), **fields, **_error_fields(err))
+            log.warning("sl_tp_amend_failed", position_id=result.position_id, error=str(err))
+            return
+        await self._store.insert_order(signal_id, "amend", "done", **fields)
+        log.info("sl_tp_amended", position_id=position.position_id, stop_loss=position.stop_loss, take_profit=position.take_profit)
+
+    async def _close(self, signal_id: int, plan: ClosePlan) -> None:
+        failures: list[BrokerError] = []
+        for position, volume in plan.closes:
+            fields: dict[str, Any] = {
+                "symbol": plan.symbol.name,
+                "side": position.side.opposite.value,
+                "order_type": "market",
+                "volume": volume,
+                "position_id": position.position_id,
+            }
+            try:
+                deal = await self._broker.close_position(position.position_id, volume)
+            except BrokerError as err:
+                # Keep closing the others: one stuck position must not leave the rest open.
+                failures.append(err)
+                await self._store.insert_order(signal_id, "close", _error_status(err), **fields, **_error_fields(err))
+                self._failed(signal_id, "close", fields, err)
+                log.warning("position_close_failed", position_id=position.position_id, error=str(err))
+                continue
+            await self._store.insert_order(
+                signal_id, "close", "filled", **fields, broker_order_id=deal.order_id, execution_price=deal.execution_price
+            )
+            log.info("position_closed", position_id=position.position_id, price=deal.execution_price, volume=volume)
+        if failures:
+            raise failures[0] if len(failures) == 1 else _combined(failures)
+
+
+def _error_status(err: BrokerError) -> str:
+    return "unknown" if isinstance(err, BrokerTimeout) else "rejected" if isinstance(err, BrokerRejected) else "failed"
+
+
+def _error_fields(err: BrokerError) -> dict[str, Any]:
+    if isinstance(err, BrokerRejected):
+        return {"error_code": err.code, "error_text": err.description}
+    return {"error_code": type(err).__name__, "error_text": str(err)}
+
+
+def _combined(failures: list[BrokerError]) -> BrokerError:
+    if any(isinstance(f, BrokerTimeout) for f in failures):
+        return BrokerTimeout("; ".join(str(f) for f in failures))
+    return BrokerRejected(failures[0].code if isinstance(failures[0], BrokerRejected) else "failed", "; ".join(str(f) for f in failures))
+
