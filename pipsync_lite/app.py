@@ -77,6 +77,7 @@ class Daemon:
         self._web = WebState(
             engine=self.engine,
             webhook_token=self.config.server.webhook_token.get_secret_value(),
+            api_token=self.config.server.api_token.get_secret_value() if self.config.server.api_token else None,
             readiness=self._readiness,
             ready=lambda: self.broker is not None and self.broker.ready,
         )

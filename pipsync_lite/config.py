@@ -48,11 +48,14 @@ class ServerConfig(_Model):
     host: str = "127.0.0.1"
     port: int = Field(8080, ge=0, le=65535)
     webhook_token: SecretStr
+    api_token: SecretStr | None = None
 
-    @field_validator("webhook_token")
+    @field_validator("webhook_token", "api_token")
     @classmethod
-    def _long_enough(cls, value: SecretStr) -> SecretStr:
-        # The token is the only thing between the internet and an order: refuse guessable ones.
+    def _long_enough(cls, value: SecretStr | None) -> SecretStr | None:
+        # A token is the only thing between the internet and an order: refuse guessable ones.
+        if value is None:
+            return value
         if len(value.get_secret_value()) < 16:
             raise ValueError("must be at least 16 characters (use a random string)")
         if not re.fullmatch(r"[A-Za-z0-9._~-]+", value.get_secret_value()):
@@ -142,6 +145,7 @@ class Config(_Model):
         """Every configured secret value: what must never appear in logs, answers or the DB."""
         values = [
             self.server.webhook_token,
+            self.server.api_token,
             self.ctrader.client_secret,
             self.ctrader.access_token,
             self.ctrader.refresh_token,
@@ -151,7 +155,7 @@ class Config(_Model):
     @property
     def version(self) -> str:
         """A short digest of the effective configuration, recorded with every decision."""
-        dumped = self.model_dump_json(exclude={"server": {"webhook_token"}})
+        dumped = self.model_dump_json(exclude={"server": {"webhook_token", "api_token"}})
         return hashlib.sha256(dumped.encode()).hexdigest()[:12]
 
 
@@ -224,7 +228,7 @@ def _resolve_paths(data: dict[str, Any], base_dir: Path) -> None:
                 block[key] = str(base_dir / candidate)
 
 
-_SECRET_KEYS = {"webhook_token", "client_secret", "access_token", "refresh_token"}
+_SECRET_KEYS = {"webhook_token", "api_token", "client_secret", "access_token", "refresh_token"}
 
 
 def _format_errors(exc: ValidationError) -> list[str]:

@@ -24,6 +24,7 @@ class WebState:
 
     engine: Engine
     webhook_token: str
+    api_token: str | None
     readiness: Callable[[], dict[str, Any]]
     ready: Callable[[], bool]
     accepting: bool = True
@@ -61,6 +62,29 @@ async def problems_middleware(
     except Exception:
         log.exception("request_crashed", path=request.path)
         return problem(500, "Internal Server Error", "the error was logged")
+
+
+#: Paths behind ``server.api_token`` (Authorization: Bearer <token>).
+PROTECTED_PREFIXES = ("/v1/", "/api/", "/admin/")
+
+
+@web.middleware
+async def api_token_middleware(
+    request: web.Request, handler: Callable[[web.Request], Awaitable[web.StreamResponse]]
+) -> web.StreamResponse:
+    """The read API, admin endpoints and the CLI's calls need the API token; nothing else does."""
+    if not request.path.startswith(PROTECTED_PREFIXES):
+        return await handler(request)
+    expected = request.app[STATE].api_token
+    if not expected:
+        return problem(404, "Not Found", "the API is disabled: set server.api_token", kind="api_disabled")
+    supplied = request.headers.get("Authorization", "")
+    scheme, _, token = supplied.partition(" ")
+    if scheme.lower() != "bearer" or not hmac.compare_digest(token.strip().encode(), expected.encode()):
+        response = problem(401, "Unauthorized", "a valid 'Authorization: Bearer <server.api_token>' header is required", kind="unauthorized")
+        response.headers["WWW-Authenticate"] = 'Bearer realm="pipsync-lite"'
+        return response
+    return await handler(request)
 
 
 async def webhook(request: web.Request) -> web.Response:
@@ -120,7 +144,7 @@ async def readyz(request: web.Request) -> web.Response:
 
 def make_app(state: WebState) -> web.Application:
     # client_max_size enforces the 64 KiB limit on bodies without a Content-Length too.
-    app = web.Application(client_max_size=MAX_BODY, middlewares=[problems_middleware])
+    app = web.Application(client_max_size=MAX_BODY, middlewares=[problems_middleware, api_token_middleware])
     app[STATE] = state
     app.router.add_post("/webhook/{token}", webhook)
     app.router.add_get("/healthz", healthz)

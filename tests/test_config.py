@@ -17,6 +17,7 @@ from pipsync_lite.errors import ConfigError
 ROOT = Path(__file__).resolve().parent.parent
 EXAMPLE = ROOT / "config.example.yaml"
 ENV = {
+    "PIPSYNC_API_TOKEN": "a-long-random-api-token",
     "PIPSYNC_WEBHOOK_TOKEN": "a-long-random-webhook-token",
     "CTRADER_CLIENT_ID": "1234_abc",
     "CTRADER_CLIENT_SECRET": "client-secret-value",

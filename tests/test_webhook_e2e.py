@@ -338,3 +338,19 @@ async def test_events_follow_a_signal_from_receipt_to_sl_hit(daemon: Daemon, sim
     assert dict(seen)["trade.sl_hit"]["signal_id"] == body["signal_id"]
     assert types[-2:] == ["signal.received", "signal.rejected"]
     assert dict(seen)["signal.rejected"]["rule"] == "unknown_symbol"
+
+
+async def test_api_paths_need_the_api_token(start_daemon: StartDaemon, http: aiohttp.ClientSession) -> None:
+    daemon = await start_daemon(server={"api_token": "an-api-token-for-tests"})
+    async with http.get(f"{daemon.base_url}/v1/anything") as response:
+        assert response.status == 401 and response.headers["WWW-Authenticate"].startswith("Bearer")
+    headers = {"Authorization": "Bearer an-api-token-for-tests"}
+    async with http.get(f"{daemon.base_url}/v1/anything", headers=headers) as response:
+        assert response.status == 404  # authorized; no such route
+    async with http.post(f"{daemon.base_url}/webhook/{WEBHOOK_TOKEN}", data="{}") as response:
+        assert response.status == 400  # the webhook does not need the API token
+
+
+async def test_api_is_disabled_without_a_token(daemon: Daemon, http: aiohttp.ClientSession) -> None:
+    async with http.get(f"{daemon.base_url}/v1/signals", headers={"Authorization": "Bearer x"}) as response:
+        assert response.status == 404 and (await response.json())["type"] == "/problems/api_disabled"
