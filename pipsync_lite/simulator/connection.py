@@ -138,16 +138,14 @@ class Connection:
         self._writer.write(_HEADER.pack(len(body)) + body)
         self.last_outbound = time.monotonic()
 
-    def send_later(self, delay: float, items: list[tuple[Message, str | None]]) -> None:
-        """Send messages after ``delay`` seconds, in order, unless the link is gone by then."""
-        loop = asyncio.get_running_loop()
-
+    def call_later(self, delay: float, action: Callable[[], None]) -> None:
+        """Run ``action`` after ``delay`` seconds unless the link is gone by then."""
         def fire() -> None:
             self._timers.discard(handle)
-            for message, client_msg_id in items:
-                self.send(message, client_msg_id)
+            if not self.closed:
+                action()
 
-        handle = loop.call_later(delay, fire)
+        handle = asyncio.get_running_loop().call_later(delay, fire)
         self._timers.add(handle)
 
     def abort(self) -> None:

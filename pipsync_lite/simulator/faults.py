@@ -13,6 +13,7 @@ log = structlog.get_logger(__name__)
 
 When = Literal["before", "after"]
 RejectVia = Literal["order_error", "execution"]
+Handling = Literal["late", "now"]
 
 
 @dataclass(slots=True)
@@ -37,7 +38,8 @@ class Decision:
     handle: bool = True  # run the handler (state changes happen)
     answer: bool = True  # send what the handler produced
     drop_after: bool = False  # close the link after handling, without answering
-    delay: float = 0.0  # hold the answer back this many seconds
+    delay: float = 0.0  # seconds before the request is handled (or answered)
+    handle_late: bool = True  # with a delay: handle after it (else: now, answer after it)
 
 
 @dataclass(frozen=True, slots=True)
@@ -59,7 +61,7 @@ class Faults:
     def clear(self) -> None:
         self._served_before_drop: int | None = None
         self._drop_on: dict[str, tuple[When, _Rule]] = {}
-        self._delay: dict[str | None, tuple[float, _Rule]] = {}
+        self._delay: dict[str | None, tuple[float, bool, _Rule]] = {}
         self._swallow: dict[str, tuple[bool, _Rule]] = {}
         self._rejections: list[OrderRejection] = []
 
@@ -80,11 +82,20 @@ class Faults:
             raise ValueError("when must be 'before' or 'after'")
         self._drop_on[_check(request)] = (when, _Rule(times))
 
-    def delay(self, request: str | None, seconds: float, times: int | None = None) -> None:
-        """Hold back the answer (and the events it caused, on the requesting connection) of
-        this request type, or of every request with ``None``. The request itself is handled
-        at once, as when a reply is slow on the wire."""
-        self._delay[None if request is None else _check(request)] = (seconds, _Rule(times))
+    def delay(self, request: str | None, seconds: float, times: int | None = None,
+              handle: Handling = "late") -> None:
+        """Answer this request type (every request with ``None``) ``seconds`` late.
+
+        ``handle="late"``: the request reaches the server late, as if slow on the wire: it
+        is handled after the delay (the market may have moved) and answered then.
+        ``handle="now"``: it is handled at once and only its answer (with the events it
+        caused, on the requesting connection) is held back. Either way the connection
+        keeps serving other requests meanwhile; a link that closes in between loses them.
+        """
+        if handle not in ("late", "now"):
+            raise ValueError("handle must be 'late' or 'now'")
+        key = None if request is None else _check(request)
+        self._delay[key] = (seconds, handle == "late", _Rule(times))
 
     def swallow(self, request: str, times: int | None = None, handle: bool = False) -> None:
         """Never answer this request type; with ``handle=True`` it is still executed."""
@@ -122,8 +133,8 @@ class Faults:
             return Decision(handle=swallow[0], answer=False)
         for key in (request_name, None):
             delay = self._delay.get(key)
-            if delay is not None and delay[1].take():
-                return Decision(delay=delay[0])
+            if delay is not None and delay[2].take():
+                return Decision(delay=delay[0], handle_late=delay[1])
         return Decision()
 
 

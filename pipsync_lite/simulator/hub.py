@@ -13,7 +13,7 @@ from google.protobuf.message import DecodeError, Message
 from pipsync_lite import protos
 from pipsync_lite.simulator.connection import Connection, RateLimiter
 from pipsync_lite.simulator.dispatch import HEARTBEAT, Received, RequestContext, Router
-from pipsync_lite.simulator.faults import Faults
+from pipsync_lite.simulator.faults import Decision, Faults
 from pipsync_lite.simulator.feed import SpotChange
 
 log = structlog.get_logger(__name__)
@@ -98,6 +98,14 @@ class Hub:
         if decision.drop_before:
             conn.abort()
             return
+        if decision.delay > 0 and decision.handle_late:
+            conn.call_later(decision.delay, lambda: self._process(
+                conn, ptype, message, client_msg_id, name, decision))
+            return
+        self._process(conn, ptype, message, client_msg_id, name, decision)
+
+    def _process(self, conn: Connection, ptype: int, message: Message | None,
+                 client_msg_id: str | None, name: str, decision: Decision) -> None:
         outbox: list[tuple[Message, str | None]] = []
         if decision.handle:
             try:
@@ -113,11 +121,15 @@ class Hub:
             conn.abort()
         elif not decision.answer:
             return
-        elif decision.delay > 0:
-            conn.send_later(decision.delay, outbox)
+        elif decision.delay > 0 and not decision.handle_late:
+            conn.call_later(decision.delay, lambda: self._send_all(conn, outbox))
         else:
-            for out, cmid in outbox:
-                conn.send(out, cmid)
+            self._send_all(conn, outbox)
+
+    @staticmethod
+    def _send_all(conn: Connection, outbox: list[tuple[Message, str | None]]) -> None:
+        for out, cmid in outbox:
+            conn.send(out, cmid)
 
     def publish(self, account_id: int, messages: list[Message],
                 ctx: RequestContext | None = None) -> None:

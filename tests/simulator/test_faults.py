@@ -61,9 +61,41 @@ async def test_drop_on_after_executes_but_the_answer_is_lost(sim: Simulator,
     assert kinds(got) == ["ORDER_ACCEPTED", "ORDER_FILLED"]
 
 
-async def test_delay_holds_the_answer_but_executes_at_once(sim: Simulator,
-                                                           client: WireClient) -> None:
+async def test_delay_handles_the_request_late_as_if_slow_on_the_wire(
+        sim: Simulator, client: WireClient) -> None:
     sim.faults.delay("ProtoOANewOrderReq", 0.4)
+    sent = time.monotonic()
+    client.send(new_order(sim, "EURUSD", "BUY", LOT), "in-flight")
+    await sim.wait_for_request("ProtoOANewOrderReq")
+    # Meanwhile the market moves and other requests are served at once.
+    sim.set_price("EURUSD", bid=Decimal("1.10100"), ask=Decimal("1.10110"))
+    res = await client.request(M.ProtoOAReconcileReq(ctidTraderAccountId=sim.account_id))
+    assert not res.position and not sim.positions()
+    filled = await client.wait(lambda m: m.client_msg_id == "in-flight"
+                               and m.name == "ProtoOAExecutionEvent"
+                               and m.message.executionType == 3)
+    assert time.monotonic() - sent >= 0.4
+    assert filled.message.order.executionPrice == 1.10110  # the price when it arrived
+    answers = [m.message for m in client.inbox if m.client_msg_id == "in-flight"]
+    assert kinds(answers) == ["ORDER_ACCEPTED", "ORDER_FILLED"]
+
+
+async def test_delay_late_request_is_lost_with_its_link(sim: Simulator,
+                                                        connect: Connect) -> None:
+    client = await connect()
+    sim.faults.delay("ProtoOANewOrderReq", 0.3)
+    client.send(new_order(sim, "EURUSD", "BUY", LOT), "doomed")
+    await sim.wait_for_request("ProtoOANewOrderReq")
+    sim.drop_connections()
+    await client.wait_closed()
+    deadline = time.monotonic() + 0.5
+    await sim.wait_for(lambda: time.monotonic() > deadline)
+    assert not sim.positions()
+
+
+async def test_delay_now_holds_the_answer_but_executes_at_once(sim: Simulator,
+                                                               client: WireClient) -> None:
+    sim.faults.delay("ProtoOANewOrderReq", 0.4, handle="now")
     sent = time.monotonic()
     client.send(new_order(sim, "EURUSD", "BUY", LOT), "slow")
     await sim.wait_for(lambda: sim.positions())
@@ -119,6 +151,8 @@ def test_fault_knobs_refuse_unknown_message_names() -> None:
         sim.faults.drop_on("ProtoOANewOrderReq", when="during")  # type: ignore[arg-type]
     with pytest.raises(ValueError):
         sim.faults.reject_next_order("X", via="carrier-pigeon")  # type: ignore[arg-type]
+    with pytest.raises(ValueError):
+        sim.faults.delay("ProtoOANewOrderReq", 1, handle="never")  # type: ignore[arg-type]
 
 
 async def test_drop_connections(sim: Simulator, connect: Connect) -> None:
