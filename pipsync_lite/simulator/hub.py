@@ -11,6 +11,7 @@ import structlog
 from google.protobuf.message import DecodeError, Message
 
 from pipsync_lite import protos
+from pipsync_lite.simulator import render
 from pipsync_lite.simulator.connection import Connection, RateLimiter
 from pipsync_lite.simulator.dispatch import HEARTBEAT, Received, RequestContext, Router
 from pipsync_lite.simulator.faults import Decision, Faults
@@ -158,15 +159,8 @@ class Hub:
                 if sub is None:
                     continue
                 account_id, with_timestamp = sub
-                event = protos.messages.ProtoOASpotEvent(
-                    ctidTraderAccountId=account_id, symbolId=change.symbol_id)
-                if change.bid is not None:
-                    event.bid = change.bid
-                if change.ask is not None:
-                    event.ask = change.ask
-                if with_timestamp:
-                    event.timestamp = now_ms
-                conn.send(event)
+                conn.send(render.spot(account_id, change.symbol_id, change.bid, change.ask,
+                                      now_ms if with_timestamp else None))
 
     # ----------------------------------------------------------------- sessions
 

@@ -6,6 +6,7 @@ import time
 from typing import TYPE_CHECKING, Any
 
 from pipsync_lite import protos
+from pipsync_lite.simulator import render
 from pipsync_lite.simulator.dispatch import RequestContext, Router
 
 if TYPE_CHECKING:
@@ -69,15 +70,13 @@ class MarketHandlers:
             ctx.conn.spots[symbol_id] = (account_id, req.subscribeToSpotTimestamp)
         ctx.reply(protos.messages.ProtoOASubscribeSpotsRes(ctidTraderAccountId=account_id))
         # The "technical" first event: both sides, sent even when the market is closed.
+        now_ms = int(time.time() * 1000) if req.subscribeToSpotTimestamp else None
         for symbol_id in symbol_ids:
             inst = catalogue.by_id(symbol_id)
+            assert inst is not None
             quote = self._sim.feed.quote(symbol_id)
-            event = protos.messages.ProtoOASpotEvent(
-                ctidTraderAccountId=account_id, symbolId=symbol_id,
-                bid=quote.bid * inst.spot_per_point, ask=quote.ask * inst.spot_per_point)
-            if req.subscribeToSpotTimestamp:
-                event.timestamp = int(time.time() * 1000)
-            ctx.reply(event)
+            ctx.reply(render.spot(account_id, symbol_id, quote.bid * inst.spot_per_point,
+                                  quote.ask * inst.spot_per_point, now_ms))
 
     def unsubscribe_spots(self, ctx: RequestContext, req: Any) -> None:
         missing = [s for s in req.symbolId if s not in ctx.conn.spots]

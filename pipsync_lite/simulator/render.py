@@ -95,6 +95,19 @@ def deal(d: Deal) -> Message:
     return message
 
 
+def spot(account_id: int, symbol_id: int, bid: int | None, ask: int | None,
+         timestamp_ms: int | None) -> Message:
+    """A SpotEvent with the sides given (spot units, 1/100000); absent sides are unchanged."""
+    event = protos.messages.ProtoOASpotEvent(ctidTraderAccountId=account_id, symbolId=symbol_id)
+    if bid is not None:
+        event.bid = bid
+    if ask is not None:
+        event.ask = ask
+    if timestamp_ms is not None:
+        event.timestamp = timestamp_ms
+    return event
+
+
 def execution(account_id: int, execution_type: int, *, order_msg: Message | None = None,
               position_msg: Message | None = None, deal_msg: Message | None = None,
               server: bool = False, error_code: str | None = None) -> Message:

@@ -231,7 +231,11 @@ class Simulator:
 
     def _on_price_changes(self, changes: list[SpotChange]) -> None:
         self.hub.push_spots(changes)
-        events = self.engine.on_quotes({c.symbol_id for c in changes})
+        self._react({c.symbol_id for c in changes})
+
+    def _react(self, symbol_ids: set[int]) -> None:
+        """Let pending orders, stops and take-profits act on the current prices."""
+        events = self.engine.on_quotes(symbol_ids)
         if events:
             self.hub.publish(self.account.account_id, events)
         self._notify()
@@ -252,14 +256,7 @@ class Simulator:
                     else {self.instrument(symbol).symbol_id} & self._closed_markets)
         self._closed_markets -= reopened
         if reopened:
-            self._on_reopen(reopened)
-
-    def _on_reopen(self, symbol_ids: set[int]) -> None:
-        # Orders and stops crossed while the market was closed act on reopening.
-        events = self.engine.on_quotes(symbol_ids)
-        if events:
-            self.hub.publish(self.account.account_id, events)
-        self._notify()
+            self._react(reopened)  # what was crossed while closed acts on reopening
 
     async def _expiry_loop(self) -> None:
         while True:

@@ -81,9 +81,9 @@ class WireClient:
         return found.message
 
     async def request_all(self, message: Message, until: Callable[[list[Inbound]], bool],
-                          timeout: float = 5.0) -> list[Any]:
+                          timeout: float = 5.0, client_msg_id: str | None = None) -> list[Any]:
         """Send; collect every message echoing the clientMsgId until ``until`` holds."""
-        cmid = f"t{next(_ids)}"
+        cmid = client_msg_id or f"t{next(_ids)}"
         start = len(self.inbox)
         self.send(message, cmid)
 
@@ -166,8 +166,8 @@ async def trade(client: WireClient, request: Message, events: int = 1,
     def done(ms: list[Inbound]) -> bool:
         return (sum(m.name == "ProtoOAExecutionEvent" for m in ms) >= events
                 or any(m.name in ANSWERS_WITH_ERROR for m in ms))
-    got = await client.request_all(request, until=done, timeout=timeout)
-    cmid = next(m.client_msg_id for m in reversed(client.inbox) if m.message is got[0])
+    cmid = f"t{next(_ids)}"
+    await client.request_all(request, until=done, timeout=timeout, client_msg_id=cmid)
     await client.request(M.ProtoOAVersionReq())  # the server answers in order
     return [m.message for m in client.inbox if m.client_msg_id == cmid]
 
