@@ -63,7 +63,6 @@ class Executor:
             "stop_loss": request.stop_loss or plan.target_stop_loss,
             "take_profit": request.take_profit or plan.target_take_profit,
         }
-        log.info("order_sending", **{k: v for k, v in order.items() if v is not None})
         try:
             result = await self._broker.place_order(request)
         except BrokerError as err:
@@ -79,7 +78,6 @@ class Executor:
             position_id=result.position_id,
             execution_price=result.execution_price,
         )
-        log.info("order_" + result.status, order_id=result.order_id, position_id=result.position_id, price=result.execution_price)
         if result.status == "filled":
             await self._enforce_levels(signal_id, plan, result)
 

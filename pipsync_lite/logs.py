@@ -9,6 +9,7 @@ from __future__ import annotations
 import logging
 import sys
 from collections.abc import Iterable, MutableMapping
+from decimal import Decimal
 from typing import Any
 
 import structlog
@@ -59,6 +60,14 @@ class _CurrentStderr:
         return sys.stderr.isatty()
 
 
+def _plain_values(logger: Any, method: str, event: MutableMapping[str, Any]) -> MutableMapping[str, Any]:
+    """Decimals (prices, money) render as their digits, in console and JSON alike."""
+    for key, value in event.items():
+        if isinstance(value, Decimal):
+            event[key] = str(value)
+    return event
+
+
 _LEVELS = {"debug": logging.DEBUG, "info": logging.INFO, "warning": logging.WARNING, "error": logging.ERROR}
 
 
@@ -78,6 +87,7 @@ def configure(level: str = "info", fmt: str = "auto", secrets: Iterable[str] = (
             structlog.processors.add_log_level,
             structlog.processors.TimeStamper(fmt="iso", utc=True),
             structlog.processors.format_exc_info,
+            _plain_values,
             Redactor(secrets),
             renderer,
         ],
