@@ -140,8 +140,10 @@ class CTraderClient:
         return self._session.subscribe(callback)
 
     async def subscribe_quotes(self, symbol_ids: list[int] | set[int]) -> None:
-        """Keep spot quotes of these symbols (besides those with positions/orders), across reconnects."""
-        self._session.want_spots(symbol_ids)
+        """Keep spot quotes of these symbols (besides those with positions/orders), across
+        reconnects. When ready, returns once the server confirmed the subscription (its first
+        SpotEvent follows at once)."""
+        await self._session.want_spots(symbol_ids)
 
     # --- state ----------------------------------------------------------------------------
 

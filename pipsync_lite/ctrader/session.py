@@ -139,37 +139,16 @@ class Session:
     async def _run(self) -> None:
         failures = 0
         while not self._stop_event.is_set():
-            conn = self._new_connection()
-            delay: float | None = None
-            keepers: list[asyncio.Task[None]] = []
-            reason = "connection closed"
             try:
-                await conn.open(self.settings.connect_timeout)
-                log.info("broker_connected", host=self.settings.host, port=self.settings.port)
-                keepers.append(asyncio.create_task(self._keep_alive(conn)))
-                await self._setup(conn)
-                failures = 0
-                keepers.append(asyncio.create_task(self._keep_tokens(conn)))
-                reason = await asyncio.shield(conn.closed)
-            except BrokerAuthError as exc:
-                reason = f"authorization failed: {exc}"
-                log.error("broker_auth_failed", code=exc.code, description=exc.description,
-                          retry_in=self.settings.auth_failure_backoff)
-                delay = self.settings.auth_failure_backoff
+                reason, delay, reached_ready = await self._round()
+            except Exception as exc:  # a bug must not end reconnecting for the process's life
+                log.exception("broker_session_failed")
+                reason, delay, reached_ready = f"internal error: {type(exc).__name__}", None, False
                 self.last_error = reason
-                conn.close(reason)
-            except BrokerError as exc:
-                reason = str(exc)
-                self.last_error = reason
-                conn.close(reason, abort=True)
-            finally:
-                for keeper in keepers:
-                    keeper.cancel()
                 self._set_not_ready(reason)
-            if conn.is_open:
-                await asyncio.wait({conn.closed}, timeout=2.0)
             if self._stop_event.is_set():
                 break
+            failures = 0 if reached_ready else failures
             if delay is None:
                 delay = self._backoff(failures)
                 failures += 1
@@ -178,6 +157,42 @@ class Session:
                 await asyncio.wait_for(self._stop_event.wait(), delay)
             except TimeoutError:
                 pass
+
+    async def _round(self) -> tuple[str, float | None, bool]:
+        """One connection's life: (why it ended, the delay it imposes or None, was it ready)."""
+        conn = self._new_connection()
+        delay: float | None = None
+        keepers: list[asyncio.Task[None]] = []
+        reason = "connection closed"
+        reached_ready = False
+        try:
+            await conn.open(self.settings.connect_timeout)
+            log.info("broker_connected", host=self.settings.host, port=self.settings.port)
+            keepers.append(asyncio.create_task(self._keep_alive(conn)))
+            await self._setup(conn)
+            reached_ready = True
+            keepers.append(asyncio.create_task(self._keep_tokens(conn)))
+            reason = await asyncio.shield(conn.closed)
+        except BrokerAuthError as exc:
+            reason = f"authorization failed: {exc}"
+            log.error("broker_auth_failed", code=exc.code, description=exc.description,
+                      retry_in=self.settings.auth_failure_backoff)
+            delay = self.settings.auth_failure_backoff
+            self.last_error = reason
+            conn.close(reason)
+        except BrokerError as exc:
+            reason = str(exc)
+            self.last_error = reason
+            conn.close(reason, abort=True)
+        finally:
+            for keeper in keepers:
+                keeper.cancel()
+            if not conn.closed.done():
+                conn.close(reason, abort=True)
+            self._set_not_ready(reason)
+        if conn.is_open:
+            await asyncio.wait({conn.closed}, timeout=2.0)
+        return reason, delay, reached_ready
 
     def _backoff(self, failures: int) -> float:
         base = min(self.settings.reconnect_max, self.settings.reconnect_base * 2**failures)
@@ -299,10 +314,15 @@ class Session:
                 self._subscribed.difference_update(new)
                 log.warning("broker_spot_subscription_failed", symbol_ids=new, code=exc.code)
 
-    def want_spots(self, symbol_ids: Iterable[int]) -> None:
+    async def want_spots(self, symbol_ids: Iterable[int]) -> None:
+        """Keep these symbols' quotes (now if ready, and after every reconnect)."""
         self._wanted_spots.update(symbol_ids)
-        if self.ready and self.conn is not None:
-            self._spawn(self.subscribe_spots(self.conn, self._wanted_spots))
+        conn = self.conn
+        if self.ready and conn is not None and conn.is_open:
+            try:
+                await self.subscribe_spots(conn, self._wanted_spots)
+            except BrokerError as exc:  # the next session subscribes again
+                log.warning("broker_spot_subscription_failed", error=str(exc))
 
     def _set_ready(self) -> None:
         self.ready = True
