@@ -206,3 +206,19 @@ async def test_history_requests_are_paced_at_five_per_second_without_holding_ord
         assert sum(1 for t in arrivals[i:] if t < start + 1.0) <= 5
     assert order_arrival - started < 0.2  # not queued behind the history backlog
     assert order_arrival < arrivals[-1]
+
+
+async def test_requests_still_waiting_for_the_rate_limit_fail_as_never_sent(
+    sim: Simulator, client: CTraderClient
+) -> None:
+    """Frames the pacer still holds when the link drops were never sent: BrokerUnavailable."""
+    before = len(sim.requests_named("ProtoOAReconcileReq"))
+    burst = asyncio.gather(*(client.reconcile() for _ in range(60)), return_exceptions=True)
+    await sim.wait_for(lambda: len(sim.requests_named("ProtoOAReconcileReq")) - before >= 40, timeout=5)
+    sim.drop_connections()
+    results = await burst
+    never_sent = [r for r in results if isinstance(r, BrokerUnavailable)]
+    reached = len(sim.requests_named("ProtoOAReconcileReq")) - before
+    assert never_sent and reached < 60
+    assert len(never_sent) == 60 - reached
+    assert all(isinstance(r, BrokerTimeout | BrokerUnavailable) or hasattr(r, "positions") for r in results)
