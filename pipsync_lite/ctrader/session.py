@@ -35,7 +35,7 @@ from pipsync_lite.ctrader.model import BrokerEvent, ConnectionChange, Execution
 from pipsync_lite.ctrader.protocol import Pacer
 from pipsync_lite.ctrader.settings import ClientSettings, TokenCallback
 from pipsync_lite.ctrader.state import BrokerState
-from pipsync_lite.errors import BrokerAuthError, BrokerError, BrokerRejected, BrokerUnavailable
+from pipsync_lite.errors import BrokerAuthError, BrokerError, BrokerRejected, BrokerTimeout, BrokerUnavailable
 
 log = structlog.get_logger(__name__)
 P = protos.messages
@@ -313,6 +313,9 @@ class Session:
             if exc.code != "ALREADY_SUBSCRIBED":
                 self._subscribed.difference_update(new)
                 log.warning("broker_spot_subscription_failed", symbol_ids=new, code=exc.code)
+        except BrokerError:
+            self._subscribed.difference_update(new)
+            raise
 
     async def want_spots(self, symbol_ids: Iterable[int]) -> None:
         """Keep these symbols' quotes (now if ready, and after every reconnect)."""
@@ -373,6 +376,11 @@ class Session:
                                       P.ProtoOARefreshTokenRes)
             except BrokerRejected as exc:
                 raise BrokerAuthError(exc.code, f"token refresh failed: {exc.description}") from exc
+            except BrokerTimeout:
+                # The server may have rotated the pair and the answer is lost: the old refresh
+                # token is then dead too, and only a new authorization by the user helps.
+                log.error("broker_token_refresh_unanswered")
+                raise
             self._access_token, self._refresh_token = res.accessToken, res.refreshToken
             self.token_expires_at = time.time() + res.expiresIn
             log.info("broker_tokens_refreshed", expires_in=res.expiresIn)
