@@ -222,3 +222,22 @@ async def test_requests_still_waiting_for_the_rate_limit_fail_as_never_sent(
     assert never_sent and reached < 60
     assert len(never_sent) == 60 - reached
     assert all(isinstance(r, BrokerTimeout | BrokerUnavailable) or hasattr(r, "positions") for r in results)
+
+
+async def test_events_caused_by_another_session_update_state_but_answer_nothing(
+    sim: Simulator, client: CTraderClient, make_client: Any, eurusd: SymbolInfo
+) -> None:
+    """The server pushes another connection's events with its (to us foreign) clientMsgId."""
+    sim.set_price("EURUSD", bid=Decimal("1.10000"), ask=Decimal("1.10010"))
+    other = await make_client()
+    assert await other.wait_ready(10)
+    seen: list[BrokerEvent] = []
+    client.subscribe(seen.append)
+    result = await other.place_order(OrderRequest(symbol_id=eurusd.symbol_id, side=Side.SELL, volume=200_000,
+                                                  relative_stop_loss=100))
+    await sim.wait_for(lambda: [p for p in client.positions() if p.stop_loss is not None], timeout=5)
+    [position] = client.positions()
+    assert position.position_id == result.position_id and position.volume == 200_000
+    assert any(getattr(e, "order_id", None) == result.order_id for e in seen)
+    # our own requests still get their own answers
+    assert (await client.reconcile()).positions == (position,)
