@@ -462,40 +462,40 @@ class CTraderClient:
     async def deal_list(self, from_ms: int, to_ms: int, max_rows: int = 1000) -> list[Deal]:
         """Every deal executed in [from_ms, to_ms], oldest first.
 
-        The API serves at most one week per request and a page of ``maxRows`` deals, with
-        ``hasMore`` when more match, but no cursor. So this walks week by week and pages on
-        from the newest deal seen (inclusive: deals sharing that millisecond come again and
-        are deduplicated). A page that brings nothing new while ``hasMore`` (more than a page
-        of deals in one millisecond) is asked again with twice the rows (up to 64×, then
-        that millisecond is left with a warning). Historical requests
-        are paced at 5/s.
+        The API serves at most one week per request and ``maxRows`` deals per answer, with
+        ``hasMore`` when more match, but no cursor, and which deals a truncated answer holds
+        (oldest or newest) is not documented. So a truncated window is split in two (at the
+        median time of the deals it returned) and each part is asked again, deals deduplicated
+        by id: complete whatever the server's order. A single millisecond holding more than a page is asked again with twice the
+        rows (up to 64×, then left with a warning). Historical requests are paced at 5/s.
         """
         conn = self._session.trading_connection()
         seen: dict[int, Deal] = {}
-        start = from_ms
-        while start <= to_ms:
-            end = min(to_ms, start + WEEK_MS - 1)
-            page_from, rows = start, max_rows
-            while True:
-                res = await self._session.call(
-                    conn,
-                    P.ProtoOADealListReq(ctidTraderAccountId=self.settings.account_id,
-                                         fromTimestamp=page_from, toTimestamp=end, maxRows=rows),
-                    P.ProtoOADealListRes,
-                )
-                page = [translate.deal(d, self._state.digits_of) for d in res.deal]
-                new = [d for d in page if d.deal_id not in seen]
-                seen.update((d.deal_id, d) for d in page)
-                if not res.hasMore or not page:
-                    break
-                if new:
-                    page_from, rows = max(d.execution_timestamp_ms for d in page), max_rows
-                elif rows < 64 * max_rows:
-                    rows *= 2
-                else:  # the server will not give more of this millisecond: move past it
-                    log.warning("deal_list_page_stuck", timestamp_ms=page_from, rows=rows)
-                    page_from, rows = page_from + 1, max_rows
-            start = end + 1
+        windows = [(start, min(to_ms, start + WEEK_MS - 1), max_rows)
+                   for start in range(from_ms, to_ms + 1, WEEK_MS)]
+        windows.reverse()
+        while windows:
+            low, high, rows = windows.pop()
+            res = await self._session.call(
+                conn,
+                P.ProtoOADealListReq(ctidTraderAccountId=self.settings.account_id,
+                                     fromTimestamp=low, toTimestamp=high, maxRows=rows),
+                P.ProtoOADealListRes,
+            )
+            page = [translate.deal(x, self._state.digits_of) for x in res.deal]
+            seen.update((d.deal_id, d) for d in page)
+            if not res.hasMore:
+                continue
+            if low < high:
+                # split where the answer's deals are (their median time), else in the middle
+                times = sorted(d.execution_timestamp_ms for d in page if low <= d.execution_timestamp_ms <= high)
+                split = times[len(times) // 2] if times else (low + high) // 2
+                split = min(split, high - 1)
+                windows += [(split + 1, high, max_rows), (low, split, max_rows)]  # low part next
+            elif rows < 64 * max_rows:
+                windows.append((low, high, rows * 2))
+            else:
+                log.warning("deal_list_millisecond_truncated", timestamp_ms=low, rows=rows)
         return sorted(seen.values(), key=lambda d: (d.execution_timestamp_ms, d.deal_id))
 
     @_token_refusal_is_unavailable

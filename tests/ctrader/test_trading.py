@@ -275,6 +275,11 @@ async def test_reconcile_deal_list_and_unrealized_pnl(sim: Simulator, client: CT
     assert [d.deal_id for d in deals] == [d.deal_id for d in sim.deals()]
     assert len(deals) == 3 and deals[-1].close is not None
     assert len(sim.requests_named("ProtoOADealListReq")) >= 3  # paged by one row
+    fortnight = 15 * 24 * 3600 * 1000  # more than the API's one-week window: asked week by week
+    asked = len(sim.requests_named("ProtoOADealListReq"))
+    wide = await client.deal_list(started_ms - fortnight, int(time.time() * 1000) + 1000)
+    assert wide == deals
+    assert len(sim.requests_named("ProtoOADealListReq")) - asked == 3
     pnl = await client.unrealized_pnl()
     assert [p.position_id for p in pnl] == [second]
 
