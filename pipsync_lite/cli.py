@@ -95,11 +95,17 @@ def _stop_event() -> asyncio.Event:
 
 async def _serve(config: Config) -> int:
     from pipsync_lite.app import Daemon
+    from pipsync_lite.sdnotify import Watchdog, notify
 
     stop = _stop_event()
     daemon = Daemon(config)
+    watchdog = Watchdog()
     await daemon.start()
+    notify("READY=1")
+    watchdog.start()
     await stop.wait()
+    notify("STOPPING=1")
+    await watchdog.stop()
     await daemon.stop()
     return 0
 
