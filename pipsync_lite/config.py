@@ -115,6 +115,7 @@ class RiskConfig(_Model):
     allowed_symbols: tuple[str, ...] = ()
     require_sl: bool = False
     kill_switch: bool = False
+    flatten_first: bool = False
 
     @model_validator(mode="after")
     def _default_within_max(self) -> RiskConfig:

@@ -19,12 +19,15 @@ from typing import Any
 import structlog
 
 from pipsync_lite.config import Config
-from pipsync_lite.ctrader.model import Broker, Quote, SymbolInfo
+from pipsync_lite.ctrader.model import AccountType, Broker, Quote, SymbolInfo
 from pipsync_lite.errors import BrokerError, BrokerRejected, BrokerTimeout, SignalError
 from pipsync_lite.logs import Redactor
 from pipsync_lite.events import EventBus
 from pipsync_lite.executor import Executor
-from pipsync_lite.planner import EntryPlan, Plan, PlanRejected, plan_close, plan_entry
+from pipsync_lite.amends import plan_breakeven, plan_modify
+from pipsync_lite.exits import plan_cancel, plan_close, plan_close_all
+from pipsync_lite.planner import plan_buy_sell, plan_reverse
+from pipsync_lite.plans import EntryPlan, Plan, PlanRejected
 from pipsync_lite.risk import Proposal, entry_lots, evaluate
 from pipsync_lite.signal_model import Action, Signal
 from pipsync_lite.signals import parse_signal
@@ -34,7 +37,8 @@ from pipsync_lite.symbols import UnknownSymbol, resolve
 log = structlog.get_logger("pipsync_lite.engine")
 
 _CLOSE_ACTIONS = (Action.CLOSE, Action.CLOSE_LONG, Action.CLOSE_SHORT)
-_SUPPORTED = (Action.BUY, Action.SELL, *_CLOSE_ACTIONS)
+# Actions whose plan reads the market: entries measure stops from it, amends check levels against it.
+_NEEDS_QUOTE = (Action.BUY, Action.SELL, Action.REVERSE, Action.MODIFY, Action.BREAKEVEN)
 
 
 def utcnow() -> datetime:
@@ -177,45 +181,85 @@ class Engine:
         )
 
     async def _decide(self, signal: Signal, now: datetime) -> _Decision:
-        if signal.action not in _SUPPORTED:
-            return _Decision("rejected", rule="unsupported_action", reason=f"action {signal.action} is not supported yet")
         if not self._broker.ready:
             return _Decision("unavailable", rule="broker_unavailable", reason="not connected to cTrader")
         symbol = self._resolve(signal)
         if isinstance(symbol, UnknownSymbol):
             return _Decision("rejected", symbol=symbol.name, rule="unknown_symbol", reason=symbol.reason)
-        lots = entry_lots(signal, self._config.risk) if signal.action.is_entry else None
-        quote = await self._quote(symbol) if signal.action.is_entry else None
+        name = symbol.name if symbol is not None else None
+        lots = self._lots(signal)
+        quote = await self._quote(symbol) if symbol is not None and signal.action in _NEEDS_QUOTE else None
         try:
-            plan = self._plan(signal, symbol, lots, quote)
+            plan = self._plan(signal, symbol, lots, quote, now)
         except SignalError as err:
-            return _Decision("invalid", symbol=symbol.name, field=err.field, reason=err.reason, lots=lots)
+            return _Decision("invalid", symbol=name, field=err.field, reason=err.reason, lots=lots)
         except PlanRejected as err:
-            return _Decision("rejected", symbol=symbol.name, rule=err.rule, reason=err.reason, lots=lots)
+            return _Decision("rejected", symbol=name, rule=err.rule, reason=err.reason, lots=lots)
         proposal = Proposal(
             signal,
-            symbol.name,
-            lots,
+            name,
+            plan.lots,
             has_stop_loss=_has_stop_loss(signal),
             pending_entries=self._pending_entries,
         )
         verdict = evaluate(proposal, self._broker.snapshot(), self._config.risk, now)
         if not verdict.allowed:
-            return _Decision("rejected", symbol=symbol.name, rule=verdict.rule, reason=verdict.reason, lots=lots)
-        return _Decision("accepted", plan=plan, symbol=symbol.name, lots=lots)
+            return _Decision("rejected", symbol=name, rule=verdict.rule, reason=verdict.reason, lots=plan.lots)
+        return _Decision("accepted", plan=plan, symbol=name, lots=plan.lots)
 
-    def _resolve(self, signal: Signal) -> SymbolInfo | UnknownSymbol:
-        if signal.symbol is None:  # the parser requires it for every supported action
-            return UnknownSymbol("", "the alert names no symbol")
+    def _resolve(self, signal: Signal) -> SymbolInfo | UnknownSymbol | None:
+        """The broker's symbol; None when the alert names none (account-wide, or by order_id)."""
+        if signal.symbol is None:
+            return None
         return resolve(
             signal.symbol, self._config.symbols.map, self._broker.symbol, self._broker.symbol_names
         )
 
-    def _plan(self, signal: Signal, symbol: SymbolInfo, lots: Decimal | None, quote: Quote | None) -> Plan:
-        if signal.action in _CLOSE_ACTIONS:
-            return plan_close(symbol, self._broker.positions(), signal.action)
-        assert lots is not None
-        return plan_entry(signal, symbol, quote, lots, label="")
+    def _lots(self, signal: Signal) -> Decimal | None:
+        """The size of an entry; a reverse without a size of its own reopens what it closed."""
+        if signal.action in (Action.BUY, Action.SELL):
+            return entry_lots(signal, self._config.risk)
+        if signal.action is Action.REVERSE and (signal.lots is not None or signal.risk is not None):
+            return entry_lots(signal, self._config.risk)
+        return None
+
+    def _plan(
+        self, signal: Signal, symbol: SymbolInfo | None, lots: Decimal | None, quote: Quote | None, now: datetime
+    ) -> Plan:
+        """What to send, from the broker's positions and orders now (pure planners, by action)."""
+        action, positions, orders = signal.action, self._broker.positions(), self._broker.orders()
+        by_id = self._broker.symbol_by_id
+        if action is Action.CLOSE_ALL:
+            return plan_close_all(
+                symbol, positions, orders, by_id, percent=signal.percent, cancel_orders=signal.cancel_orders
+            )
+        if action in (Action.CANCEL, Action.CANCEL_ALL):
+            return plan_cancel(symbol, orders, by_id, order_id=signal.order_id, side=signal.side)
+        if action is Action.MODIFY:
+            return plan_modify(signal, symbol, positions, orders, quote, by_id)
+        if symbol is None:  # the parser requires a symbol for the other actions
+            raise SignalError("symbol", f"is required for action {action}")
+        if action in (Action.BUY, Action.SELL):
+            assert lots is not None
+            return plan_buy_sell(
+                signal,
+                symbol,
+                quote,
+                lots,
+                positions,
+                netted=self._netted(),
+                flatten_first=_first(signal.flatten_first, self._config.risk.flatten_first),
+                now=now,
+            )
+        if action is Action.REVERSE:
+            return plan_reverse(signal, symbol, quote, lots, positions, now=now)
+        if action in _CLOSE_ACTIONS:
+            return plan_close(symbol, positions, action, lots=signal.lots, percent=signal.percent)
+        return plan_breakeven(signal, symbol, positions, quote)
+
+    def _netted(self) -> bool:
+        account = self._broker.account
+        return account is not None and account.account_type is AccountType.NETTED
 
     async def _quote(self, symbol: SymbolInfo, timeout: float = 2.0) -> Quote | None:
         """The live quote; the first alert on a symbol subscribes to it and waits for its first spot."""
@@ -281,6 +325,11 @@ class Engine:
         return not pending
 
 
+def _first(alert: bool | None, default: bool) -> bool:
+    """The alert's own choice, else the YAML default."""
+    return default if alert is None else alert
+
+
 def _has_stop_loss(signal: Signal) -> bool:
     return any(v is not None for v in (signal.sl, signal.sl_pips, signal.sl_pct))
 
@@ -290,7 +339,7 @@ def _describe(signal: Signal) -> dict[str, Any]:
     described: dict[str, Any] = {}
     for f in dataclasses.fields(signal):
         value = getattr(signal, f.name)
-        if value is None or value is False or value == ():
+        if value is None or value == f.default:  # trailing: false on a modify is kept
             continue
         if isinstance(value, tuple):
             value = [str(v) for v in value]

@@ -1,17 +1,27 @@
-"""Carrying out a plan at the broker, and recording every order and its answer."""
+"""Carrying out a plan at the broker, and recording every order and its answer.
+
+Steps run one after another, each awaited to its answer (a close to its fill): an entry
+after ``closes_first`` is only sent once every close has filled, so a reverse never races
+its own close. Exits and amends keep going past a failed step (one stuck position must not
+leave the others open) and raise the failures at the end; an entry whose closes failed is
+not sent at all.
+"""
 
 from __future__ import annotations
 
 import dataclasses
+from collections.abc import Awaitable, Callable
+from functools import partial
 from typing import Any
 
 import structlog
 
-from pipsync_lite.ctrader.model import Broker, OrderResult
+from pipsync_lite.ctrader.model import Broker, OrderResult, OrderType
 from pipsync_lite.errors import BrokerError, BrokerRejected, BrokerTimeout
 from pipsync_lite.events import EventBus
 from pipsync_lite.logs import Redactor
-from pipsync_lite.planner import ClosePlan, EntryPlan, Plan, expected_level
+from pipsync_lite.planner import expected_level
+from pipsync_lite.plans import AmendPlan, Cancel, Close, ClosePlan, EntryPlan, OrderAmend, Plan, PositionAmend
 from pipsync_lite.store import Store
 
 log = structlog.get_logger("pipsync_lite.executor")
@@ -40,9 +50,31 @@ class Executor:
 
     async def run(self, signal_id: int, plan: Plan) -> None:
         if isinstance(plan, EntryPlan):
+            if plan.closes_first:
+                await self._steps([partial(self._close, signal_id, c) for c in plan.closes_first])
+                log.info("closed_before_entry", positions=[c.position.position_id for c in plan.closes_first])
             await self._open(signal_id, plan)
+        elif isinstance(plan, ClosePlan):
+            await self._steps(
+                [
+                    *(partial(self._cancel, signal_id, c) for c in plan.cancels),
+                    *(partial(self._close, signal_id, c) for c in plan.closes),
+                ]
+            )
         else:
-            await self._close(signal_id, plan)
+            await self._steps(
+                [
+                    *(partial(self._amend_position, signal_id, a) for a in plan.positions),
+                    *(partial(self._amend_order, signal_id, a) for a in plan.orders),
+                ]
+            )
+
+    @staticmethod
+    async def _steps(steps: list[Callable[[], Awaitable[BrokerError | None]]]) -> None:
+        """Run every step in order, each to its answer; raise what failed once all have run."""
+        failures = [err for step in steps if (err := await step()) is not None]
+        if failures:
+            raise failures[0] if len(failures) == 1 else _combined(failures)
 
     def label(self, signal_id: int) -> str:
         """Ties a broker order to its signal (label and clientOrderId): ``psl-<db>-<signal>``."""
@@ -105,31 +137,95 @@ class Executor:
         await self._store.insert_order(signal_id, "amend", "done", **fields)
         log.info("sl_tp_amended", position_id=position.position_id, stop_loss=position.stop_loss, take_profit=position.take_profit)
 
-    async def _close(self, signal_id: int, plan: ClosePlan) -> None:
-        failures: list[BrokerError] = []
-        for position, volume in plan.closes:
-            fields: dict[str, Any] = {
-                "symbol": plan.symbol.name,
-                "side": position.side.opposite.value,
-                "order_type": "market",
-                "volume": volume,
-                "position_id": position.position_id,
-            }
-            try:
-                deal = await self._broker.close_position(position.position_id, volume)
-            except BrokerError as err:
-                # Keep closing the others: one stuck position must not leave the rest open.
-                failures.append(err)
-                await self._store.insert_order(signal_id, "close", _error_status(err), **fields, **_error_fields(err))
-                self._failed(signal_id, "close", fields, err)
-                log.warning("position_close_failed", position_id=position.position_id, error=str(err))
-                continue
-            await self._store.insert_order(
-                signal_id, "close", "filled", **fields, broker_order_id=deal.order_id, execution_price=deal.execution_price
+    async def _close(self, signal_id: int, close: Close) -> BrokerError | None:
+        position = close.position
+        fields: dict[str, Any] = {
+            "symbol": close.symbol.name,
+            "side": position.side.opposite.value,
+            "order_type": "market",
+            "volume": close.volume,
+            "position_id": position.position_id,
+        }
+        try:
+            deal = await self._broker.close_position(position.position_id, close.volume)
+        except BrokerError as err:
+            return await self._step_failed(signal_id, "close", fields, err)
+        await self._store.insert_order(
+            signal_id, "close", "filled", **fields, broker_order_id=deal.order_id, execution_price=deal.execution_price
+        )
+        log.info("position_closed", position_id=position.position_id, price=deal.execution_price, volume=close.volume)
+        return None
+
+    async def _cancel(self, signal_id: int, cancel: Cancel) -> BrokerError | None:
+        order = cancel.order
+        fields: dict[str, Any] = {
+            "symbol": cancel.symbol.name,
+            "side": order.side.value,
+            "order_type": order.order_type.value,
+            "volume": order.volume,
+            "price": order.limit_price if order.order_type is OrderType.LIMIT else order.stop_price,
+            "broker_order_id": order.order_id,
+        }
+        try:
+            await self._broker.cancel_order(order.order_id)
+        except BrokerError as err:
+            return await self._step_failed(signal_id, "cancel", fields, err)
+        await self._store.insert_order(signal_id, "cancel", "cancelled", **fields)
+        log.info("pending_order_cancelled", order_id=order.order_id, symbol=cancel.symbol.name)
+        return None
+
+    async def _amend_position(self, signal_id: int, amend: PositionAmend) -> BrokerError | None:
+        position_id = amend.position.position_id
+        fields: dict[str, Any] = {
+            "symbol": amend.symbol.name,
+            "position_id": position_id,
+            "stop_loss": amend.stop_loss,
+            "take_profit": amend.take_profit,
+        }
+        try:
+            await self._broker.amend_position_sltp(position_id, amend.stop_loss, amend.take_profit, amend.trailing)
+        except BrokerError as err:
+            return await self._step_failed(signal_id, "amend", fields, err)
+        await self._store.insert_order(signal_id, "amend", "done", **fields)
+        log.info("position_protection_set", position_id=position_id, stop_loss=amend.stop_loss,
+                 take_profit=amend.take_profit, trailing=amend.trailing)
+        return None
+
+    async def _amend_order(self, signal_id: int, amend: OrderAmend) -> BrokerError | None:
+        order = amend.order
+        price = amend.limit_price if order.order_type is OrderType.LIMIT else amend.stop_price
+        fields: dict[str, Any] = {
+            "symbol": amend.symbol.name,
+            "side": order.side.value,
+            "order_type": order.order_type.value,
+            "volume": order.volume,
+            "price": price,
+            "stop_loss": amend.stop_loss,
+            "take_profit": amend.take_profit,
+            "broker_order_id": order.order_id,
+        }
+        try:
+            await self._broker.amend_order(
+                order.order_id,
+                limit_price=amend.limit_price,
+                stop_price=amend.stop_price,
+                stop_loss=amend.stop_loss,
+                take_profit=amend.take_profit,
+                trailing_stop_loss=amend.trailing,
             )
-            log.info("position_closed", position_id=position.position_id, price=deal.execution_price, volume=volume)
-        if failures:
-            raise failures[0] if len(failures) == 1 else _combined(failures)
+        except BrokerError as err:
+            return await self._step_failed(signal_id, "amend", fields, err)
+        await self._store.insert_order(signal_id, "amend", "done", **fields)
+        log.info("pending_order_amended", order_id=order.order_id, price=price, stop_loss=amend.stop_loss,
+                 take_profit=amend.take_profit)
+        return None
+
+    async def _step_failed(self, signal_id: int, purpose: str, fields: dict[str, Any], err: BrokerError) -> BrokerError:
+        await self._store.insert_order(signal_id, purpose, _error_status(err), **fields, **_error_fields(err))
+        self._failed(signal_id, purpose, fields, err)
+        log.warning("broker_step_failed", purpose=purpose, error=str(err),
+                    position_id=fields.get("position_id"), order_id=fields.get("broker_order_id"))
+        return err
 
 
 def _error_status(err: BrokerError) -> str:

@@ -66,7 +66,7 @@ class Signal:
     tp_pips: Decimal | None = None
     sl_pct: Decimal | None = None
     tp_pct: Decimal | None = None
-    trailing: bool = False
+    trailing: bool | None = None  # None: not said (modify keeps the current flag)
     offset_pips: Decimal | None = None  # breakeven
     max_slippage_pips: Decimal | None = None
     expiry: datetime | None = None  # absolute, UTC (integer seconds resolved at parse time)

@@ -105,8 +105,8 @@ def build_signal(raw: RawAlert, now: datetime) -> Signal:
         reference = signal_price if price is None else price
         _check_sides(fields, action, reference, stops["sl"], stops["tp"])
     tif, expiry = _time_in_force(fields)
-    trailing = fields.boolean("trailing") or False
-    if action is Action.MODIFY and price is None and not trailing and not any(stops.values()):
+    trailing = fields.boolean("trailing")
+    if action is Action.MODIFY and price is None and trailing is None and not any(stops.values()):
         raise fields.error("action", "modify needs a new sl, tp (in any form), price or trailing")
     return Signal(
         action=action,

@@ -8,7 +8,8 @@ import pytest
 
 from pipsync_lite.ctrader.model import OrderType, Quote, Side
 from pipsync_lite.errors import SignalError
-from pipsync_lite.planner import PlanRejected, expected_level, plan_close, plan_entry
+from pipsync_lite.exits import plan_close
+from pipsync_lite.planner import PlanRejected, expected_level, plan_entry
 from pipsync_lite.signal_model import Action
 
 from .factories import EURUSD, USDJPY, position, signal
@@ -111,8 +112,8 @@ def test_market_order_without_a_quote_is_rejected() -> None:
 
 def test_close_targets_the_symbols_positions_by_side() -> None:
     positions = [position(1, "buy"), position(2, "sell"), position(3, "buy", symbol_id=3)]
-    assert [p.position_id for p, _ in plan_close(EURUSD, positions, Action.CLOSE).closes] == [1, 2]
-    assert [p.position_id for p, _ in plan_close(EURUSD, positions, Action.CLOSE_LONG).closes] == [1]
+    assert [c.position.position_id for c in plan_close(EURUSD, positions, Action.CLOSE).closes] == [1, 2]
+    assert [c.position.position_id for c in plan_close(EURUSD, positions, Action.CLOSE_LONG).closes] == [1]
     with pytest.raises(PlanRejected) as info:
         plan_close(EURUSD, [position(3, symbol_id=3)], Action.CLOSE_SHORT)
     assert (info.value.rule, info.value.reason) == ("nothing_to_close", "no open short position on EURUSD")

@@ -428,9 +428,8 @@ class CTraderClient:
         expiry = pick(expiration_ms, current.expiration_ms)
         if expiry is not None:
             message.expirationTimestamp = expiry
-        trailing = pick(trailing_stop_loss, None)
-        if trailing is not None:
-            message.trailingStopLoss = bool(trailing)
+        # Resent like the levels: a flag left out would be switched off.
+        message.trailingStopLoss = bool(pick(trailing_stop_loss, current.trailing_stop_loss))
         exchange = conn.request(message)
         exchange.order_ids.add(order_id)
         log.info("amend_order_sent", msg_id=exchange.msg_id, order_id=order_id)

@@ -10,7 +10,7 @@ from __future__ import annotations
 from dataclasses import dataclass, field
 from decimal import Decimal
 from enum import StrEnum
-from typing import Protocol
+from typing import Any, Protocol
 
 
 class Side(StrEnum):
@@ -123,6 +123,7 @@ class PendingOrder:
     comment: str = ""
     client_order_id: str = ""
     position_id: int | None = None
+    trailing_stop_loss: bool = False
 
 
 @dataclass(frozen=True, slots=True)
@@ -287,6 +288,10 @@ class Broker(Protocol):
     ) -> Position: ...
 
     async def cancel_order(self, order_id: int) -> None: ...
+
+    async def amend_order(self, order_id: int, **changes: Any) -> PendingOrder:
+        """Change a pending order; fields not given keep their current values."""
+        ...
 
 
 @dataclass(frozen=True, slots=True)

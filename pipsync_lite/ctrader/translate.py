@@ -195,6 +195,7 @@ def pending_order(o: Message, digits_of: DigitsOf) -> PendingOrder:
         comment=trade.comment,
         client_order_id=o.clientOrderId,
         position_id=o.positionId if o.HasField("positionId") and o.positionId else None,
+        trailing_stop_loss=o.trailingStopLoss,
     )
 
 

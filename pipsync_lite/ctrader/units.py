@@ -142,6 +142,17 @@ def distance_to_pips(distance: Decimal | int | str, symbol: SymbolInfo) -> Decim
     return _normalize(_decimal(distance, "distance") / symbol.pip)
 
 
+def distance_to_points(distance: Decimal | int | str, symbol: SymbolInfo) -> int:
+    """A price distance in points, the symbol's smallest price step (``slippageInPoints``).
+
+    EURUSD (5 digits): 0.00015 → 15. Refuses distances finer than a point.
+    """
+    points = _decimal(distance, "distance").scaleb(symbol.digits)
+    if points != points.to_integral_value():
+        raise ValueError(f"{distance} is finer than a point ({Decimal(1).scaleb(-symbol.digits)}) of {symbol.name}")
+    return abs(int(points))
+
+
 def relative_distance(price_a: Decimal | int | str, price_b: Decimal | int | str) -> int:
     """The absolute distance between two prices in 1/100000 units (for relativeStopLoss etc.).
 

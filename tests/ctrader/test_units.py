@@ -133,6 +133,13 @@ class TestPrices:
         assert units.distance_to_pips(Decimal("0.00155"), EURUSD) == Decimal("15.5")
         assert units.distance_to_pips(Decimal("0.0015"), EURUSD) == Decimal("15")
 
+    def test_points_are_the_symbols_smallest_price_step(self) -> None:
+        assert units.distance_to_points(Decimal("0.00015"), EURUSD) == 15
+        assert units.distance_to_points(Decimal("0.015"), USDJPY) == 15
+        assert units.distance_to_points(Decimal("-0.0002"), EURUSD) == 20
+        with pytest.raises(ValueError, match="finer than a point"):
+            units.distance_to_points(Decimal("0.000015"), EURUSD)
+
     def test_relative_distance(self) -> None:
         assert units.relative_distance(Decimal("1.10000"), Decimal("1.09850")) == 150
         assert units.relative_distance(Decimal("1.09850"), Decimal("1.10000")) == 150
