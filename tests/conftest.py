@@ -36,8 +36,10 @@ def tls_files(tmp_path_factory: pytest.TempPathFactory) -> TlsFiles:
 
 
 @pytest.fixture
-async def sim(tls_files: TlsFiles) -> AsyncIterator[Simulator]:
-    simulator = Simulator(seed=7, tls_files=tls_files, tick_interval=None)
+async def sim(request: pytest.FixtureRequest, tls_files: TlsFiles) -> AsyncIterator[Simulator]:
+    """A hedged account; ``@pytest.mark.parametrize("sim", ["netted"], indirect=True)`` for others."""
+    account_type = getattr(request, "param", "hedged")
+    simulator = Simulator(seed=7, tls_files=tls_files, tick_interval=None, account_type=account_type)
     await simulator.start()
     simulator.set_price("EURUSD", bid=Decimal("1.10000"), ask=Decimal("1.10010"))
     yield simulator
