@@ -1,16 +1,17 @@
-"""The planner: what exactly goes to the broker for a signal (sizes, SL/TP modes, order types)."""
+"""The entry planner: what exactly goes to the broker for a signal (sizes, SL/TP modes, order types,
+time in force, flatten_first, netting, reverse)."""
 
 from __future__ import annotations
 
+from datetime import UTC, datetime, timedelta, timezone
 from decimal import Decimal
 
 import pytest
 
-from pipsync_lite.ctrader.model import OrderType, Quote, Side
+from pipsync_lite.ctrader.model import OrderType, Quote, Side, TimeInForce
 from pipsync_lite.errors import SignalError
-from pipsync_lite.exits import plan_close
-from pipsync_lite.planner import PlanRejected, expected_level, plan_entry
-from pipsync_lite.signal_model import Action
+from pipsync_lite.planner import PlanRejected, end_of_utc_day, expected_level, plan_buy_sell, plan_entry, plan_reverse
+from pipsync_lite.plans import ClosePlan, EntryPlan
 
 from .factories import EURUSD, USDJPY, position, signal
 
@@ -110,10 +111,81 @@ def test_market_order_without_a_quote_is_rejected() -> None:
     assert info.value.rule == "no_quote"
 
 
-def test_close_targets_the_symbols_positions_by_side() -> None:
-    positions = [position(1, "buy"), position(2, "sell"), position(3, "buy", symbol_id=3)]
-    assert [c.position.position_id for c in plan_close(EURUSD, positions, Action.CLOSE).closes] == [1, 2]
-    assert [c.position.position_id for c in plan_close(EURUSD, positions, Action.CLOSE_LONG).closes] == [1]
+# -- order types, time in force ------------------------------------------------------------------
+
+
+NOW = datetime(2026, 11, 20, 23, 59, 30, tzinfo=UTC)
+
+
+def test_tif_day_is_good_till_the_next_utc_midnight_after_now() -> None:
+    plan = plan_entry(signal(price="1.09", tif="day"), EURUSD, QUOTE, D("0.01"), now=NOW)
+    assert plan.request.time_in_force is TimeInForce.GTD
+    assert plan.request.expiration_ms == int(datetime(2026, 11, 21, tzinfo=UTC).timestamp() * 1000)
+    east = datetime(2026, 11, 21, 0, 30, tzinfo=timezone(timedelta(hours=2)))  # still the 20th in UTC
+    assert end_of_utc_day(east) == datetime(2026, 11, 21, tzinfo=UTC)
+
+
+def test_expiry_and_tif_of_pending_orders() -> None:
+    expiry = datetime(2030, 1, 1, tzinfo=UTC)
+    plan = plan_entry(signal(price="1.09", expiry=expiry), EURUSD, QUOTE, D("0.01"))
+    assert (plan.request.time_in_force, plan.request.expiration_ms) == (TimeInForce.GTD, 1893456000000)
+    plan = plan_entry(signal(price="1.09", tif="fok"), EURUSD, QUOTE, D("0.01"))
+    assert (plan.request.time_in_force, plan.request.expiration_ms) == (TimeInForce.FOK, None)
+
+
+def test_market_orders_ignore_a_resting_tif_with_a_note() -> None:
+    plan = plan_entry(signal(tif="gtc"), EURUSD, QUOTE, D("0.01"))
+    assert plan.request.time_in_force is None
+    assert plan.notes == ("tif gtc ignored: a market order fills at once or not at all",)
+    assert plan_entry(signal(tif="ioc"), EURUSD, QUOTE, D("0.01")).notes == ()
+
+
+def test_max_slippage_turns_a_market_order_into_market_range() -> None:
+    plan = plan_entry(signal(signal_price="1.1", max_slippage_pips=D("1.5")), EURUSD, QUOTE, D("0.01"))
+    req = plan.request
+    assert (req.order_type, req.base_slippage_price, req.slippage_in_points) == (OrderType.MARKET_RANGE, D("1.10000"), 15)
+
+
+def test_stop_limit_limit_is_sent_as_points_beyond_the_stop() -> None:
+    plan = plan_entry(signal("sell", order_type=OrderType.STOP_LIMIT, price="1.09", limit_price=D("1.0897")), EURUSD, QUOTE, D("0.01"))
+    assert (plan.request.stop_price, plan.request.slippage_in_points) == (D("1.09000"), 30)
+    with pytest.raises(SignalError) as info:
+        plan_entry(signal("sell", order_type=OrderType.STOP_LIMIT, price="1.09", limit_price=D("1.0903")), EURUSD, QUOTE, D("0.01"))
+    assert info.value.field == "limit_price"
+    with pytest.raises(SignalError) as info:
+        plan_entry(signal(order_type=OrderType.STOP_LIMIT, price="1.11", max_slippage_pips=D("0.05")), EURUSD, QUOTE, D("0.01"))
+    assert info.value.field == "max_slippage_pips" and "finer than a point" in info.value.reason
+
+
+# -- around the order: flatten_first, netting, reverse ----------------------------------------------
+
+
+def test_flatten_first_closes_only_the_other_side() -> None:
+    held = [position(1, "sell"), position(2, "buy"), position(3, "sell", symbol_id=3)]
+    plan = plan_buy_sell(signal(), EURUSD, QUOTE, D("0.1"), held, netted=False, flatten_first=True)
+    assert isinstance(plan, EntryPlan) and [c.position.position_id for c in plan.closes_first] == [1]
+    plan = plan_buy_sell(signal(), EURUSD, QUOTE, D("0.1"), held, netted=False, flatten_first=False)
+    assert isinstance(plan, EntryPlan) and plan.closes_first == ()
+
+
+def test_netted_order_against_the_position_reduces_or_turns_it() -> None:
+    held = [position(1, "buy", volume=3_000_000)]
+    reduce = plan_buy_sell(signal("sell"), EURUSD, QUOTE, D("0.3"), held, netted=True, flatten_first=False)
+    assert isinstance(reduce, ClosePlan) and [(c.position.position_id, c.volume) for c in reduce.closes] == [(1, 3_000_000)]
+    turn = plan_buy_sell(signal("sell", sl_pips=10), EURUSD, QUOTE, D("0.5"), held, netted=True, flatten_first=False)
+    assert isinstance(turn, EntryPlan) and turn.request.volume == 2_000_000 and turn.lots == D("0.5")
+    assert [(c.position.position_id, c.volume) for c in turn.closes_first] == [(1, 3_000_000)]
+    pending = plan_buy_sell(signal("sell", price="1.2"), EURUSD, QUOTE, D("0.1"), held, netted=True, flatten_first=False)
+    assert isinstance(pending, EntryPlan) and pending.closes_first == ()  # the broker nets it when it fills
+
+
+def test_reverse_opens_the_net_volume_on_the_other_side() -> None:
+    held = [position(1, "buy", volume=3_000_000), position(2, "sell", volume=1_000_000), position(3, "buy", symbol_id=3)]
+    plan = plan_reverse(signal("reverse"), EURUSD, QUOTE, None, held)
+    assert (plan.request.side, plan.request.volume, plan.lots) == (Side.SELL, 2_000_000, D("0.2"))
+    assert [c.position.position_id for c in plan.closes_first] == [1, 2]  # largest first
+    plan = plan_reverse(signal("reverse"), EURUSD, QUOTE, D("1"), held)
+    assert plan.request.volume == 10_000_000
     with pytest.raises(PlanRejected) as info:
-        plan_close(EURUSD, [position(3, symbol_id=3)], Action.CLOSE_SHORT)
-    assert (info.value.rule, info.value.reason) == ("nothing_to_close", "no open short position on EURUSD")
+        plan_reverse(signal("reverse"), EURUSD, QUOTE, None, [position(1, "buy"), position(2, "sell")])
+    assert info.value.rule == "nothing_to_reverse" and "1 long, 1 short positions" in info.value.reason
