@@ -4,6 +4,12 @@
 decision in ONE durable insert, starts the execution and returns, so the webhook answers
 202 before the broker does (TradingView abandons a request after 3 s). ``_execute`` then
 talks to the broker and records every order and its answer.
+
+Planning is pure and per action (:mod:`planner` for buy/sell/reverse, :mod:`exits` for the
+closes and cancels, :mod:`amends` for modify/breakeven), from the broker's positions, orders
+and quote at the moment of the decision. A plan that closes before it opens (reverse,
+``flatten_first``, a netted account's turn) is executed step by step by the executor, each
+close awaited to its fill before the entry is sent.
 """
 
 from __future__ import annotations
@@ -18,14 +24,14 @@ from typing import Any
 
 import structlog
 
+from pipsync_lite.amends import plan_breakeven, plan_modify
 from pipsync_lite.config import Config
 from pipsync_lite.ctrader.model import AccountType, Broker, Quote, SymbolInfo
 from pipsync_lite.errors import BrokerError, BrokerRejected, BrokerTimeout, SignalError
-from pipsync_lite.logs import Redactor
 from pipsync_lite.events import EventBus
 from pipsync_lite.executor import Executor
-from pipsync_lite.amends import plan_breakeven, plan_modify
 from pipsync_lite.exits import plan_cancel, plan_close, plan_close_all
+from pipsync_lite.logs import Redactor
 from pipsync_lite.planner import plan_buy_sell, plan_reverse
 from pipsync_lite.plans import EntryPlan, Plan, PlanRejected
 from pipsync_lite.risk import Proposal, entry_lots, evaluate

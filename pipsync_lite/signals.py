@@ -12,7 +12,8 @@ value is converted and every rule checked here, once. Rules where the contract i
   are UTC. ``expiry`` as a number is seconds from now; 1,000,000,000 or more is refused as a
   probable epoch timestamp.
 - TradingView strategy alerts report the position *after* the order: ``market_position: flat``
-  (with or without buy/sell, or ``action: flat``) closes the symbol; a sell that leaves
+  (with or without buy/sell, or ``action: flat``) closes the symbol, all of it (a ``lots`` or
+  ``percent`` it carries is ignored with a note); a sell that leaves
   ``long`` is a partial exit of the long (``close_long`` with ``lots``), a buy that leaves
   ``short`` one of the short. The Signal carries the resolved action.
 - Each action takes its own fields; others are errors, except that closes ignore (with a
@@ -93,6 +94,8 @@ def build_signal(raw: RawAlert, now: datetime) -> Signal:
     position = fields.choice("market_position", _POSITIONS)
     action = _resolve_action(fields, position)
     notes = [*raw.notes, *_check_scope(fields, raw, action)]
+    if position is MarketPosition.FLAT:
+        notes += _drop_sizes(fields)
     symbol = fields.text("symbol", 64)
     if symbol is None and _needs_symbol(action, fields):
         raise fields.error("symbol", f"is required for action {action} (or give ticker/instrument)")
@@ -187,6 +190,17 @@ def _check_scope(fields: _Fields, raw: RawAlert, action: Action) -> list[str]:
         takes = ", ".join(n for n in FIELD_NAMES if n in _SCOPE[action]) or "no other fields"
         raise fields.error(extra[0], f"is not used by action {action} (it takes {takes})")
     return notes
+
+
+def _drop_sizes(fields: _Fields) -> list[str]:
+    """A strategy that is flat wants the symbol closed, whatever size its last order had
+    (``{{strategy.market_position_size}}`` is then 0)."""
+    dropped = [name for name in ("lots", "percent") if fields.present(name)]
+    for name in dropped:
+        fields.drop(name)
+    if not dropped:
+        return []
+    return [f"ignored at market_position flat: {', '.join(dropped)} (every position of the symbol is closed)"]
 
 
 def _needs_symbol(action: Action, fields: _Fields) -> bool:

@@ -371,3 +371,18 @@ async def test_pineconnector_and_tradingview_exits(daemon: Daemon, sim: Simulato
     assert holdings(sim) == []
     status, answer = await send(http, daemon, "60123456789,closeall,EURUSD")
     assert (status, answer["rule"]) == (422, "nothing_to_close")
+
+
+async def test_tradingview_one_order_reversal_on_a_hedged_account(daemon: Daemon, sim: Simulator, http: aiohttp.ClientSession) -> None:
+    """The README's caveat: long 1 → short 1 arrives as one `sell 2`; flatten_first with the new size fixes it."""
+    template = ('{{"action": "{action}", "symbol": "EURUSD", "lots": "{size}", '
+                '"market_position": "{position}", "flatten_first": true}}')
+    await execute(http, daemon, template.format(action="buy", size="0.1", position="long"))
+    await execute(http, daemon, template.format(action="sell", size="0.1", position="short"))
+    assert holdings(sim) == [("SELL", LOT // 10)]
+    answer = await execute(http, daemon, template.format(action="buy", size="0", position="flat"))
+    assert holdings(sim) == [] and "ignored at market_position flat: lots" in answer["notes"][-1]
+    # Without it, TradingView's `sell 2` while long 1 hedges instead of reversing:
+    await execute(http, daemon, {"action": "buy", "symbol": "EURUSD", "lots": "0.1"})
+    await execute(http, daemon, {"action": "sell", "symbol": "EURUSD", "lots": "0.2", "market_position": "short"})
+    assert holdings(sim) == [("BUY", LOT // 10), ("SELL", 2 * LOT // 10)]

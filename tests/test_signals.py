@@ -65,9 +65,16 @@ JSON_CASES = [
     pytest.param(
         '{"action":"sell","ticker":"EURUSD","qty":"1","market_position":"flat","sl":"1.2",'
         '"price":"1.1"}',
-        {"action": Action.CLOSE, "lots": D("1"), "market_position": MarketPosition.FLAT,
-         "sl": None, "price": None, "notes": ("ignored for close: price, sl",)},
+        {"action": Action.CLOSE, "lots": None, "market_position": MarketPosition.FLAT,
+         "sl": None, "price": None, "notes": (
+             "ignored for close: price, sl",
+             "ignored at market_position flat: lots (every position of the symbol is closed)")},
         id="strategy-exit-to-flat-is-close",
+    ),
+    pytest.param(
+        '{"action":"sell","symbol":"EURUSD","lots":"0","market_position":"flat"}',
+        {"action": Action.CLOSE, "lots": None},
+        id="flat-with-market-position-size-0",
     ),
     pytest.param(
         '{"market_position":"flat","symbol":"EURUSD"}',
