@@ -21,7 +21,7 @@ from pipsync_lite.errors import BrokerError, BrokerRejected, BrokerTimeout
 from pipsync_lite.events import EventBus
 from pipsync_lite.logs import Redactor
 from pipsync_lite.planner import expected_level
-from pipsync_lite.plans import AmendPlan, Cancel, Close, ClosePlan, EntryPlan, OrderAmend, Plan, PositionAmend
+from pipsync_lite.plans import Cancel, Close, ClosePlan, EntryPlan, OrderAmend, Plan, PositionAmend
 from pipsync_lite.store import Store
 
 log = structlog.get_logger("pipsync_lite.executor")

@@ -38,7 +38,7 @@ from pipsync_lite.ctrader.model import (
 )
 from pipsync_lite.ctrader.units import round_price
 from pipsync_lite.errors import SignalError
-from pipsync_lite.plans import ClosePlan, Close, EntryPlan, PlanRejected
+from pipsync_lite.plans import Close, ClosePlan, EntryPlan, PlanRejected
 from pipsync_lite.signal_model import Action, Signal
 
 __all__ = [

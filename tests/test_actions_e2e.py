@@ -10,7 +10,6 @@ from __future__ import annotations
 from decimal import Decimal
 
 import aiohttp
-import pytest
 
 from pipsync_lite.app import Daemon
 from pipsync_lite.simulator import Simulator
