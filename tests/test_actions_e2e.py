@@ -16,6 +16,7 @@ from pipsync_lite.simulator import Simulator
 
 from .alerts import BOTH, LOT, NETTED, execute, holdings, pending, refused, send
 from .conftest import StartDaemon, eventually
+from .test_webhook_e2e import settled
 
 D = Decimal
 
@@ -173,6 +174,35 @@ async def test_reverse_sends_the_entry_only_after_the_close_filled(
     entry = sim.requests_named("ProtoOANewOrderReq")[-1]
     assert entry.wall * 1000 >= closing_deal.executed_ms
     assert holdings(sim) == [("BUY", LOT // 10)]
+
+
+@BOTH
+async def test_reverse_whose_close_fails_sends_no_entry(daemon: Daemon, sim: Simulator, http: aiohttp.ClientSession) -> None:
+    await execute(http, daemon, {"action": "buy", "symbol": "EURUSD", "lots": "0.1"})
+    failed: list[dict[str, object]] = []
+    daemon.events.subscribe(lambda event: failed.append(event.data) if event.type == "order.failed" else None)
+    sim.close_market("EURUSD")
+    status, answer = await send(http, daemon, {"action": "reverse", "symbol": "EURUSD"})
+    assert status == 202
+    row = await settled(daemon, answer["signal_id"])
+    assert row["status"] == "failed" and "MARKET_CLOSED" in row["reason"]
+    assert len(sim.requests_named("ProtoOANewOrderReq")) == 1  # only the first buy
+    [order] = await daemon.store.orders_for(answer["signal_id"])
+    assert (order["purpose"], order["status"], order["error_code"]) == ("close", "rejected", "MARKET_CLOSED")
+    assert [(f["purpose"], f["error_code"]) for f in failed] == [("close", "MARKET_CLOSED")]
+    assert holdings(sim) == [("BUY", LOT // 10)]
+
+
+async def test_a_failed_close_does_not_stop_the_others(daemon: Daemon, sim: Simulator, http: aiohttp.ClientSession) -> None:
+    await execute(http, daemon, {"action": "buy", "symbol": "EURUSD", "lots": "0.1"})
+    await execute(http, daemon, {"action": "buy", "symbol": "GBPUSD", "lots": "0.1"})
+    sim.close_market("EURUSD")
+    status, answer = await send(http, daemon, {"action": "close_all"})
+    row = await settled(daemon, answer["signal_id"])
+    assert row["status"] == "failed" and "MARKET_CLOSED" in row["reason"]
+    assert [p.symbol for p in sim.positions()] == ["EURUSD"]
+    statuses = [(o["symbol"], o["status"]) for o in await daemon.store.orders_for(answer["signal_id"])]
+    assert statuses == [("EURUSD", "rejected"), ("GBPUSD", "filled")]
 
 
 # -- flatten_first and netting -------------------------------------------------------------------------
