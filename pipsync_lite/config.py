@@ -14,7 +14,7 @@ import re
 from collections.abc import Mapping
 from decimal import Decimal
 from pathlib import Path
-from typing import Any, Literal
+from typing import Any, Literal, get_args, get_origin
 
 import yaml
 from pydantic import (
@@ -24,10 +24,10 @@ from pydantic import (
     SecretStr,
     ValidationError,
     field_validator,
-    model_validator,
 )
 
 from pipsync_lite.errors import ConfigError
+from pipsync_lite.risk_config import RiskConfig
 
 DEMO_HOST = "demo.ctraderapi.com"
 LIVE_HOST = "live.ctraderapi.com"
@@ -44,11 +44,19 @@ class _Model(BaseModel):
     model_config = ConfigDict(extra="forbid", frozen=True)
 
 
+class RateLimit(_Model):
+    """Webhook intake: ``per_minute`` alerts on average, ``burst`` at once (a token bucket)."""
+
+    per_minute: int = Field(gt=0)
+    burst: int = Field(1, gt=0)
+
+
 class ServerConfig(_Model):
     host: str = "127.0.0.1"
     port: int = Field(8080, ge=0, le=65535)
     webhook_token: SecretStr
     api_token: SecretStr | None = None
+    rate_limit: RateLimit | None = None
 
     @field_validator("webhook_token", "api_token")
     @classmethod
@@ -106,25 +114,6 @@ class SymbolsConfig(_Model):
                 raise ValueError("alert and broker names must be non-empty")
         # Alert names are matched case-insensitively (TradingView tickers are upper case).
         return {str(k).strip().upper(): str(v).strip() for k, v in value.items()}
-
-
-class RiskConfig(_Model):
-    default_lots: Decimal = Field(Decimal("0.01"), gt=0)
-    max_lots: Decimal | None = Field(None, gt=0)
-    max_open_positions: int | None = Field(None, ge=0)
-    allowed_symbols: tuple[str, ...] = ()
-    require_sl: bool = False
-    kill_switch: bool = False
-    flatten_first: bool = False
-
-    @model_validator(mode="after")
-    def _default_within_max(self) -> RiskConfig:
-        if self.max_lots is not None and self.default_lots > self.max_lots:
-            raise ValueError(
-                f"default_lots {self.default_lots} > max_lots {self.max_lots}: "
-                "every default-sized entry would be rejected"
-            )
-        return self
 
 
 class LoggingConfig(_Model):
@@ -277,9 +266,13 @@ def _suggest(loc: tuple[Any, ...]) -> str:
 
 def _fields_at(loc: tuple[Any, ...]) -> list[str]:
     model: type[BaseModel] = Config
-    for part in loc:
-        field = model.model_fields.get(str(part))
+    parts = list(loc)
+    while parts:
+        field = model.model_fields.get(str(parts.pop(0)))
         annotation = field.annotation if field else None
+        if get_origin(annotation) is dict and parts:  # e.g. risk.symbols.<NAME>.<key>
+            annotation = get_args(annotation)[1]
+            parts.pop(0)
         if not (isinstance(annotation, type) and issubclass(annotation, BaseModel)):
             return []
         model = annotation
