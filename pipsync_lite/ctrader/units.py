@@ -19,7 +19,7 @@ its shortest decimal representation (``repr``), then quantized.
 
 from __future__ import annotations
 
-from decimal import ROUND_HALF_EVEN, Decimal, InvalidOperation
+from decimal import ROUND_FLOOR, ROUND_HALF_EVEN, Decimal, InvalidOperation
 
 from pipsync_lite.ctrader.model import SymbolInfo
 
@@ -183,3 +183,18 @@ def money(value: int, money_digits: int) -> Decimal:
 def leverage(leverage_in_cents: int) -> Decimal:
     """``leverageInCents`` as a ratio: 10000 → 100 (1:100)."""
     return _normalize(Decimal(leverage_in_cents) / 100)
+
+
+def floor_volume(lots: Decimal | int | str, symbol: SymbolInfo) -> int:
+    """The largest volume at or below ``lots`` that is a multiple of the symbol's step.
+
+    The one place a size is rounded (down, never up): sizing by risk computes a size, it
+    does not take one from the user. The result may be below ``minVolume`` (even 0);
+    callers check it with :func:`check_volume`.
+    """
+    amount = _decimal(lots, "lots")
+    if amount <= 0:
+        return 0
+    volume = int((amount * symbol.lot_size).to_integral_value(rounding=ROUND_FLOOR))
+    step = symbol.step_volume if symbol.step_volume > 0 else 1
+    return volume - volume % step
