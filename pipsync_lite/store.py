@@ -101,7 +101,34 @@ MIGRATIONS: tuple[str, ...] = (
     );
     CREATE INDEX deals_position ON deals (position_id);
     """,
+    # 2: the full risk guard (body dedupe, decision context, kill switch, manual approval)
+    """
+    ALTER TABLE signals ADD COLUMN body_hash TEXT;  -- sha256 of the body as received
+    ALTER TABLE signals ADD COLUMN context TEXT;    -- JSON: what the decision saw (replay)
+    CREATE INDEX signals_body_hash ON signals (body_hash) WHERE body_hash IS NOT NULL;
+    CREATE INDEX signals_received ON signals (received_at);
+    CREATE INDEX deals_executed ON deals (executed_at);
+    CREATE TABLE kill_switch (
+        id       INTEGER PRIMARY KEY,
+        at       TEXT NOT NULL,
+        engaged  INTEGER NOT NULL,               -- 1 on, 0 off
+        cause    TEXT NOT NULL,                  -- cli | max_daily_loss | ... | expired
+        reason   TEXT,
+        until    TEXT                            -- engaged by a loss limit: the next trading day
+    );
+    CREATE TABLE approvals (
+        signal_id    INTEGER PRIMARY KEY REFERENCES signals (id),
+        requested_at TEXT NOT NULL,
+        expires_at   TEXT NOT NULL,
+        decision     TEXT,                       -- approved | rejected | expired
+        decided_at   TEXT
+    );
+    """,
 )
+
+
+#: Statuses of signals that passed the guard: what duplicates are compared with.
+PAST_THE_GUARD = ("accepted", "pending_approval", "executed", "failed", "unknown")
 
 
 def utcnow_iso(now: datetime | None = None) -> str:
@@ -131,6 +158,8 @@ class SignalRecord:
     lots: Decimal | None = None
     duplicate_of: int | None = None
     config_version: str | None = None
+    body_hash: str | None = None
+    context: Mapping[str, Any] | None = None
 
 
 class Store:
@@ -188,8 +217,8 @@ class Store:
         cursor = await self.db.execute(
             """INSERT INTO signals (received_at, source_ip, dialect, raw_body, parsed, action, symbol,
                    idempotency_key, status, rule, field, reason, lots, duplicate_of, config_version,
-                   updated_at)
-               VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)""",
+                   updated_at, body_hash, context)
+               VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)""",
             (
                 now,
                 record.source_ip,
@@ -207,6 +236,8 @@ class Store:
                 record.duplicate_of,
                 record.config_version,
                 now,
+                record.body_hash,
+                None if record.context is None else json.dumps(record.context, default=str),
             ),
         )
         assert cursor.lastrowid is not None
@@ -221,12 +252,32 @@ class Store:
             (status, rule, reason, utcnow_iso(), signal_id),
         )
 
+    async def update_signal(self, signal_id: int, **fields: Any) -> None:
+        """Set columns of a signal row (a decision taken later: approval, expiry)."""
+        values = {
+            k: _text(v) if isinstance(v, Decimal) else json.dumps(v, default=str) if isinstance(v, Mapping) else v
+            for k, v in fields.items()
+        }
+        values["updated_at"] = utcnow_iso()
+        assignments = ", ".join(f"{k} = ?" for k in values)
+        await self.db.execute(f"UPDATE signals SET {assignments} WHERE id = ?", (*values.values(), signal_id))
+
+    async def find_accepted_by_body(self, body_hash: str, since: datetime) -> int | None:
+        """The first signal with this body received since ``since`` that got past the guard."""
+        async with self.db.execute(
+            f"""SELECT id FROM signals WHERE body_hash = ? AND received_at >= ?
+               AND status IN ({", ".join("?" for _ in PAST_THE_GUARD)}) ORDER BY id LIMIT 1""",
+            (body_hash, utcnow_iso(since), *PAST_THE_GUARD),
+        ) as cursor:
+            row = await cursor.fetchone()
+        return int(row[0]) if row else None
+
     async def find_accepted_by_key(self, key: str) -> int | None:
         """The first signal with this idempotency key that got past the guard."""
         async with self.db.execute(
-            """SELECT id FROM signals WHERE idempotency_key = ?
-               AND status IN ('accepted', 'executed', 'failed', 'unknown') ORDER BY id LIMIT 1""",
-            (key,),
+            f"""SELECT id FROM signals WHERE idempotency_key = ?
+               AND status IN ({", ".join("?" for _ in PAST_THE_GUARD)}) ORDER BY id LIMIT 1""",
+            (key, *PAST_THE_GUARD),
         ) as cursor:
             row = await cursor.fetchone()
         return int(row[0]) if row else None
@@ -299,7 +350,7 @@ class Store:
             return [dict(r) for r in await cursor.fetchall()]
 
     async def count(self, table: str, where: str = "", args: Iterable[Any] = ()) -> int:
-        if table not in {"signals", "orders", "positions", "deals"}:
+        if table not in {"signals", "orders", "positions", "deals", "kill_switch", "approvals"}:
             raise ValueError(f"unknown table {table}")
         async with self.db.execute(
             f"SELECT COUNT(*) FROM {table} {'WHERE ' + where if where else ''}", tuple(args)
