@@ -1,50 +1,61 @@
 """Signal → store → guard → broker → store: the alert-to-order path, read top to bottom.
 
-``receive`` decides (parse, dedupe, resolve, plan, guard), stores the signal with its
-decision in ONE durable insert, starts the execution and returns, so the webhook answers
-202 before the broker does (TradingView abandons a request after 3 s). ``_execute`` then
-talks to the broker and records every order and its answer.
+``receive`` decides (rate, parse, dedupe, resolve, size, plan, guard), stores the signal
+with its decision in ONE durable insert, starts the execution and returns, so the webhook
+answers 202 before the broker does (TradingView abandons a request after 3 s). ``_execute``
+then talks to the broker and records every order and its answer. Every decision records
+the configuration version it was made under and, for entries, what it saw (``context``:
+quote, balance, positions, the day's numbers) so that ``replay`` can judge it again.
 
-Planning is pure and per action (:mod:`planner` for buy/sell/reverse, :mod:`exits` for the
-closes and cancels, :mod:`amends` for modify/breakeven), from the broker's positions, orders
-and quote at the moment of the decision. A plan that closes before it opens (reverse,
-``flatten_first``, a netted account's turn) is executed step by step by the executor, each
-close awaited to its fill before the entry is sent.
+Planning is pure and per action (:mod:`decision` sizes and plans buy/sell/reverse through
+:mod:`planner`; :mod:`exits` plans the closes and cancels, :mod:`amends` modify/breakeven),
+from the broker's positions, orders and quote at the moment of the decision. A plan that
+closes before it opens (reverse, ``flatten_first``, a netted account's turn) is executed step
+by step by the executor, each close awaited to its fill before the entry is sent.
 """
 
 from __future__ import annotations
 
 import asyncio
 import dataclasses
+import hashlib
 from collections.abc import Callable
 from dataclasses import dataclass
-from datetime import UTC, datetime
+from datetime import UTC, datetime, timedelta
 from decimal import Decimal
 from typing import Any
 
 import structlog
 
-from pipsync_lite.amends import plan_breakeven, plan_modify
+from pipsync_lite.approvals import SKIPPED_ON_APPROVAL, Approvals
 from pipsync_lite.config import Config
-from pipsync_lite.ctrader.model import AccountType, Broker, Quote, SymbolInfo
+from pipsync_lite.amends import plan_breakeven, plan_modify
+from pipsync_lite.ctrader.model import Broker, Quote, SymbolInfo
+from pipsync_lite.decision import Market, context_json, inflight_of, judge_entry
 from pipsync_lite.errors import BrokerError, BrokerRejected, BrokerTimeout, SignalError
 from pipsync_lite.events import EventBus
 from pipsync_lite.executor import Executor
-from pipsync_lite.exits import plan_cancel, plan_close, plan_close_all
+from pipsync_lite.killswitch import KillSwitch
 from pipsync_lite.logs import Redactor
-from pipsync_lite.planner import plan_buy_sell, plan_reverse
-from pipsync_lite.plans import EntryPlan, Plan, PlanRejected
-from pipsync_lite.risk import Proposal, entry_lots, evaluate
+from pipsync_lite.losses import LossBook, needs_equity
+from pipsync_lite.exits import plan_cancel, plan_close, plan_close_all
+from pipsync_lite.plans import Close, ClosePlan, EntryPlan, Plan, PlanRejected
+from pipsync_lite.ratelimit import RateLimiter
+from pipsync_lite.risk import AccountView, Inflight, Proposal, evaluate
+from pipsync_lite.risk_config import RiskLimits
 from pipsync_lite.signal_model import Action, Signal
 from pipsync_lite.signals import parse_signal
+from pipsync_lite.sizing import conversion_rate, find_conversion
 from pipsync_lite.store import SignalRecord, Store
-from pipsync_lite.symbols import UnknownSymbol, resolve
+from pipsync_lite.symbols import UnknownSymbol, resolve, strip_exchange
 
 log = structlog.get_logger("pipsync_lite.engine")
 
 _CLOSE_ACTIONS = (Action.CLOSE, Action.CLOSE_LONG, Action.CLOSE_SHORT)
-# Actions whose plan reads the market: entries measure stops from it, amends check levels against it.
-_NEEDS_QUOTE = (Action.BUY, Action.SELL, Action.REVERSE, Action.MODIFY, Action.BREAKEVEN)
+#: Sized, planned and guarded as entries by :func:`decision.judge_entry`.
+_ENTRIES = (Action.BUY, Action.SELL, Action.REVERSE)
+# Exits whose plan reads the market: amends check their levels against it.
+_NEEDS_QUOTE = (Action.MODIFY, Action.BREAKEVEN)
 
 
 def utcnow() -> datetime:
@@ -53,7 +64,8 @@ def utcnow() -> datetime:
 
 @dataclass(frozen=True, slots=True)
 class Outcome:
-    """What the webhook answers. ``kind``: accepted|duplicate|invalid|rejected|unavailable."""
+    """What the webhook answers. ``kind``: accepted|pending_approval|duplicate|invalid|rejected|
+    unavailable|rate_limited; for approve/reject also not_found|not_pending|expired."""
 
     kind: str
     signal_id: int
@@ -62,17 +74,21 @@ class Outcome:
     reason: str = ""
     lots: Decimal | None = None
     notes: tuple[str, ...] = ()
+    retry_after: int | None = None
 
 
 @dataclass(frozen=True, slots=True)
 class _Decision:
-    status: str  # accepted | rejected | invalid | unavailable
+    status: str  # accepted | pending_approval | rejected | invalid | unavailable
     plan: Plan | None = None
     symbol: str | None = None
     rule: str | None = None
     field: str | None = None
     reason: str = ""
     lots: Decimal | None = None
+    notes: tuple[str, ...] = ()
+    context: dict[str, Any] | None = None
+    limits: RiskLimits | None = None
 
 
 class Engine:
@@ -92,21 +108,51 @@ class Engine:
         self._events = events
         self._redactor = Redactor(config.secrets())
         self._decisions = asyncio.Lock()  # dedupe → guard → insert is one decision
-        self._pending_entries = 0
+        self._inflight: dict[int, Inflight] = {}  # signal id → entry sent, not answered yet
         self._tasks: set[asyncio.Task[None]] = set()
         self._executor = Executor(store, broker, events, self._redactor)
+        self.kill_switch = KillSwitch(store, events)
+        self.losses = LossBook(store, broker)
+        self.approvals = Approvals(store)
+        limit = config.server.rate_limit
+        self._limiter = None if limit is None else RateLimiter(limit.per_minute, limit.burst)
+
+    @property
+    def config(self) -> Config:
+        return self._config
+
+    @property
+    def clock(self) -> Callable[[], datetime]:
+        return self._clock
+
+    @property
+    def broker(self) -> Broker:
+        return self._broker
+
+    async def start(self) -> None:
+        await self.kill_switch.load()
+
+    def apply_config(self, config: Config) -> None:
+        """A reloaded configuration: every decision from now on is made under it."""
+        self._config = config
 
     # -- 1. in: decide and store ------------------------------------------------------------
 
     async def receive(self, body: bytes, source_ip: str | None = None) -> Outcome:
         now = self._clock()
+        config = self._config
         record = SignalRecord(
             received_at=now,
             raw_body=self._redactor.body(body),
             status="received",
             source_ip=source_ip,
-            config_version=self._config.version,
+            config_version=config.version,
+            body_hash=hashlib.sha256(body.strip()).hexdigest(),
         )
+        if self._limiter is not None:
+            admission = self._limiter.admit(now)
+            if not admission.allowed:
+                return await self._rate_limited(record, body, now, admission.retry_after)
         try:
             signal = parse_signal(body, now)
         except SignalError as err:
@@ -119,23 +165,15 @@ class Engine:
             self._events.emit("signal.rejected", signal_id=signal_id, status="invalid", field=err.field, reason=reason)
             return Outcome("invalid", signal_id, field=err.field, reason=reason)
 
-        record = dataclasses.replace(
-            record,
-            dialect=signal.dialect.value,
-            parsed=self._redacted_fields(signal),
-            action=signal.action.value,
-            symbol=signal.symbol,
-            idempotency_key=signal.id,
-        )
+        record = self._with_signal(record, signal)
         async with self._decisions:
-            if signal.id is not None:
-                original = await self._store.find_accepted_by_key(signal.id)
-                if original is not None:
-                    signal_id = await self._store.insert_signal(
-                        dataclasses.replace(record, status="duplicate", duplicate_of=original)
-                    )
-                    log.info("signal_duplicate", signal_id=signal_id, original=original)
-                    return Outcome("duplicate", original)
+            original = await self._duplicate_of(signal, record, now)
+            if original is not None:
+                signal_id = await self._store.insert_signal(
+                    dataclasses.replace(record, status="duplicate", duplicate_of=original)
+                )
+                log.info("signal_duplicate", signal_id=signal_id, original=original)
+                return Outcome("duplicate", original)
             decision = await self._decide(signal, now)
             signal_id = await self._store.insert_signal(
                 dataclasses.replace(
@@ -146,31 +184,72 @@ class Engine:
                     field=decision.field,
                     reason=decision.reason or None,
                     lots=decision.lots,
+                    context=decision.context,
                 )
             )
             self._events.emit(
                 "signal.received", signal_id=signal_id, status=decision.status, action=signal.action.value,
                 symbol=decision.symbol or signal.symbol,
             )
+            if decision.status == "pending_approval":
+                assert decision.limits is not None
+                waiting = await self.approvals.add(signal_id, now, decision.limits.approval_timeout_seconds)
+                log.info("signal_pending_approval", signal_id=signal_id, symbol=decision.symbol, lots=decision.lots,
+                         expires_at=waiting.expires_at)  # fmt: skip
+                return Outcome("pending_approval", signal_id, lots=decision.lots, notes=signal.notes + decision.notes)
             if decision.plan is None:
-                self._events.emit(
-                    "signal.rejected", signal_id=signal_id, status=decision.status, rule=decision.rule,
-                    field=decision.field, reason=decision.reason, symbol=decision.symbol or signal.symbol,
-                )
-                log.info(
-                    "signal_rejected",
-                    signal_id=signal_id,
-                    status=decision.status,
-                    rule=decision.rule,
-                    field=decision.field,
-                    reason=decision.reason,
-                )
-                return Outcome(
-                    decision.status, signal_id, decision.rule, decision.field, decision.reason
-                )
+                self._rejected(signal_id, decision, signal.symbol)
+                return Outcome(decision.status, signal_id, decision.rule, decision.field, decision.reason)
             self._start(signal_id, decision.plan)
         log.info("signal_accepted", signal_id=signal_id, action=signal.action.value, symbol=decision.symbol, lots=decision.lots)
-        return Outcome("accepted", signal_id, lots=decision.lots, notes=signal.notes + decision.plan.notes)
+        return Outcome("accepted", signal_id, lots=decision.lots, notes=signal.notes + decision.notes)
+
+    def _with_signal(self, record: SignalRecord, signal: Signal) -> SignalRecord:
+        return dataclasses.replace(
+            record,
+            dialect=signal.dialect.value,
+            parsed=self._redacted_fields(signal),
+            action=signal.action.value,
+            symbol=signal.symbol,
+            idempotency_key=signal.id,
+        )
+
+    async def _rate_limited(self, record: SignalRecord, body: bytes, now: datetime, retry_after: int) -> Outcome:
+        try:
+            record = self._with_signal(record, parse_signal(body, now))
+        except SignalError:
+            pass  # stored as it came; it was not judged
+        limit = self._config.server.rate_limit
+        reason = f"more than {limit.per_minute} alerts per minute (burst {limit.burst}); retry after {retry_after} s" if limit else ""
+        signal_id = await self._store.insert_signal(
+            dataclasses.replace(record, status="rate_limited", rule="rate_limit", reason=reason)
+        )
+        log.warning("signal_rate_limited", signal_id=signal_id, retry_after=retry_after)
+        return Outcome("rate_limited", signal_id, rule="rate_limit", reason=reason, retry_after=retry_after)
+
+    async def _duplicate_of(self, signal: Signal, record: SignalRecord, now: datetime) -> int | None:
+        """The signal this one repeats: same ``id``, or (without one) the same body lately."""
+        if signal.id is not None:
+            return await self._store.find_accepted_by_key(signal.id)
+        window = self._limits_for_alert(signal.symbol).dedupe_window_seconds
+        if window <= 0 or record.body_hash is None:
+            return None
+        return await self._store.find_accepted_by_body(record.body_hash, now - timedelta(seconds=float(window)))
+
+    def _limits_for_alert(self, alert_symbol: str | None) -> RiskLimits:
+        """The limits for an alert's symbol before the broker is asked (through symbols.map)."""
+        if alert_symbol is None:
+            return self._config.risk
+        bare = strip_exchange(alert_symbol)
+        return self._config.risk.for_symbol(self._config.symbols.map.get(bare.upper(), bare))
+
+    def _rejected(self, signal_id: int, decision: _Decision, alert_symbol: str | None) -> None:
+        self._events.emit(
+            "signal.rejected", signal_id=signal_id, status=decision.status, rule=decision.rule,
+            field=decision.field, reason=decision.reason, symbol=decision.symbol or alert_symbol,
+        )
+        log.info("signal_rejected", signal_id=signal_id, status=decision.status, rule=decision.rule,
+                 field=decision.field, reason=decision.reason)  # fmt: skip
 
     async def record_oversized(self, reason: str, source_ip: str | None) -> int:
         """A body over the size limit is not read, but its arrival is still recorded."""
@@ -186,32 +265,64 @@ class Engine:
             )
         )
 
-    async def _decide(self, signal: Signal, now: datetime) -> _Decision:
+    async def _decide(self, signal: Signal, now: datetime, skip: frozenset[str] = frozenset()) -> _Decision:
         if not self._broker.ready:
             return _Decision("unavailable", rule="broker_unavailable", reason="not connected to cTrader")
         symbol = self._resolve(signal)
         if isinstance(symbol, UnknownSymbol):
             return _Decision("rejected", symbol=symbol.name, rule="unknown_symbol", reason=symbol.reason)
         name = symbol.name if symbol is not None else None
-        lots = self._lots(signal)
+        limits = self._config.risk.for_symbol(name)
+        if signal.action in _ENTRIES and symbol is not None:
+            return await self._entry(signal, symbol, limits, now, skip)
         quote = await self._quote(symbol) if symbol is not None and signal.action in _NEEDS_QUOTE else None
         try:
-            plan = self._plan(signal, symbol, lots, quote, now)
+            plan = self._plan(signal, symbol, quote)
         except SignalError as err:
-            return _Decision("invalid", symbol=name, field=err.field, reason=err.reason, lots=lots)
+            return _Decision("invalid", symbol=name, field=err.field, reason=err.reason)
         except PlanRejected as err:
-            return _Decision("rejected", symbol=name, rule=err.rule, reason=err.reason, lots=lots)
-        proposal = Proposal(
-            signal,
-            name,
-            plan.lots,
-            has_stop_loss=_has_stop_loss(signal),
-            pending_entries=self._pending_entries,
-        )
-        verdict = evaluate(proposal, self._broker.snapshot(), self._config.risk, now)
+            return _Decision("rejected", symbol=name, rule=err.rule, reason=err.reason)
+        proposal = Proposal(signal, name, plan.lots, has_stop_loss=False, info=symbol)
+        verdict = evaluate(proposal, self._broker.snapshot(), limits, now)
         if not verdict.allowed:
             return _Decision("rejected", symbol=name, rule=verdict.rule, reason=verdict.reason, lots=plan.lots)
-        return _Decision("accepted", plan=plan, symbol=name, lots=plan.lots)
+        return _Decision("accepted", plan=plan, symbol=name, lots=plan.lots, notes=plan.notes, limits=limits)
+
+    async def _entry(
+        self, signal: Signal, symbol: SymbolInfo, limits: RiskLimits, now: datetime, skip: frozenset[str]
+    ) -> _Decision:
+        market = await self._market(symbol)
+        view = await self._view(limits, now)
+        judged = judge_entry(signal, market, view, limits, now, skip=skip)
+        return _Decision(
+            judged.status, plan=judged.plan if judged.status == "accepted" else None, symbol=symbol.name,
+            rule=judged.rule, field=judged.field, reason=judged.reason, lots=judged.lots, notes=judged.notes,
+            context=context_json(market, view), limits=limits,
+        )  # fmt: skip
+
+    async def _market(self, symbol: SymbolInfo) -> Market:
+        quote = await self._quote(symbol)
+        account = self._broker.account
+        currency = account.deposit_asset if account is not None else ""
+        return Market(symbol, quote, account.balance if account else None, currency, await self._rate(symbol, currency))
+
+    async def _rate(self, symbol: SymbolInfo, currency: str) -> Decimal | None:
+        """One unit of ``symbol``'s quote currency in the account currency (live mid price)."""
+        if not currency or not symbol.quote_asset:
+            return None
+        if symbol.quote_asset == currency:
+            return Decimal(1)
+        everything = (self._broker.symbol(n) for n in self._broker.symbol_names())
+        conversion = find_conversion(symbol.quote_asset, currency, (s for s in everything if s is not None))
+        if conversion is None:
+            return None
+        return conversion_rate(conversion, await self._quote(conversion.symbol))
+
+    async def _view(self, limits: RiskLimits, now: datetime) -> AccountView:
+        day = await self.losses.stats(limits, now, equity=needs_equity(limits))
+        return AccountView(
+            self._broker.snapshot(), tuple(self._inflight.values()), day=day, kill=self.kill_switch.state(now)
+        )
 
     def _resolve(self, signal: Signal) -> SymbolInfo | UnknownSymbol | None:
         """The broker's symbol; None when the alert names none (account-wide, or by order_id)."""
@@ -221,18 +332,9 @@ class Engine:
             signal.symbol, self._config.symbols.map, self._broker.symbol, self._broker.symbol_names
         )
 
-    def _lots(self, signal: Signal) -> Decimal | None:
-        """The size of an entry; a reverse without a size of its own reopens what it closed."""
-        if signal.action in (Action.BUY, Action.SELL):
-            return entry_lots(signal, self._config.risk)
-        if signal.action is Action.REVERSE and (signal.lots is not None or signal.risk is not None):
-            return entry_lots(signal, self._config.risk)
-        return None
-
-    def _plan(
-        self, signal: Signal, symbol: SymbolInfo | None, lots: Decimal | None, quote: Quote | None, now: datetime
-    ) -> Plan:
-        """What to send, from the broker's positions and orders now (pure planners, by action)."""
+    def _plan(self, signal: Signal, symbol: SymbolInfo | None, quote: Quote | None) -> Plan:
+        """An exit's or amend's plan, from the broker's positions and orders now (entries are
+        planned by :func:`decision.judge_entry`)."""
         action, positions, orders = signal.action, self._broker.positions(), self._broker.orders()
         by_id = self._broker.symbol_by_id
         if action is Action.CLOSE_ALL:
@@ -245,27 +347,9 @@ class Engine:
             return plan_modify(signal, symbol, positions, orders, quote, by_id)
         if symbol is None:  # the parser requires a symbol for the other actions
             raise SignalError("symbol", f"is required for action {action}")
-        if action in (Action.BUY, Action.SELL):
-            assert lots is not None
-            return plan_buy_sell(
-                signal,
-                symbol,
-                quote,
-                lots,
-                positions,
-                netted=self._netted(),
-                flatten_first=_first(signal.flatten_first, self._config.risk.flatten_first),
-                now=now,
-            )
-        if action is Action.REVERSE:
-            return plan_reverse(signal, symbol, quote, lots, positions, now=now)
         if action in _CLOSE_ACTIONS:
             return plan_close(symbol, positions, action, lots=signal.lots, percent=signal.percent)
         return plan_breakeven(signal, symbol, positions, quote)
-
-    def _netted(self) -> bool:
-        account = self._broker.account
-        return account is not None and account.account_type is AccountType.NETTED
 
     async def _quote(self, symbol: SymbolInfo, timeout: float = 2.0) -> Quote | None:
         """The live quote; the first alert on a symbol subscribes to it and waits for its first spot."""
@@ -281,11 +365,102 @@ class Engine:
             await asyncio.sleep(0.005)
         return quote
 
+    # -- manual approval ------------------------------------------------------------------------
+
+    async def approve(self, signal_id: int) -> Outcome:
+        """Judge a waiting signal again, as of now, and send it if it still passes."""
+        async with self._decisions:
+            now = self._clock()
+            row, problem = await self._waiting_row(signal_id, now)
+            if problem is not None:
+                return problem
+            assert row is not None
+            try:
+                signal = parse_signal(row["raw_body"].encode(), datetime.fromisoformat(row["received_at"]))
+            except SignalError as err:
+                await self._settle(signal_id, "rejected", now, rule="approval", reason=f"the stored alert no longer parses: {err.reason}")
+                return Outcome("rejected", signal_id, rule="approval", reason=err.reason)
+            decision = await self._decide(signal, now, skip=SKIPPED_ON_APPROVAL)
+            await self.approvals.decide(signal_id, "approved", now)
+            await self._store.update_signal(
+                signal_id, status=decision.status, rule=decision.rule, field=decision.field,
+                reason=decision.reason or None, lots=decision.lots, context=decision.context,
+                config_version=self._config.version,
+            )  # fmt: skip
+            if decision.plan is None:
+                self._rejected(signal_id, decision, signal.symbol)
+                return Outcome(decision.status, signal_id, decision.rule, decision.field, decision.reason)
+            self._start(signal_id, decision.plan)
+        log.info("signal_approved", signal_id=signal_id, symbol=decision.symbol, lots=decision.lots)
+        return Outcome("accepted", signal_id, lots=decision.lots, notes=decision.notes)
+
+    async def reject(self, signal_id: int) -> Outcome:
+        async with self._decisions:
+            now = self._clock()
+            _, problem = await self._waiting_row(signal_id, now)
+            if problem is not None:
+                return problem
+            reason = "rejected by the operator"
+            await self._settle(signal_id, "rejected", now, rule="manual_approval", reason=reason)
+            return Outcome("rejected", signal_id, rule="manual_approval", reason=reason)
+
+    async def expire_approvals(self) -> list[int]:
+        """Expire every waiting signal whose approval time ran out; returns their ids."""
+        async with self._decisions:
+            now = self._clock()
+            due = await self.approvals.due(now)
+            for waiting in due:
+                await self._expire(waiting.signal_id, waiting.expires_at - waiting.requested_at, now)
+            return [w.signal_id for w in due]
+
+    async def _waiting_row(self, signal_id: int, now: datetime) -> tuple[dict[str, Any] | None, Outcome | None]:
+        row = await self._store.signal(signal_id)
+        if row is None:
+            return None, Outcome("not_found", signal_id, reason=f"there is no signal {signal_id}")
+        waiting = await self.approvals.waiting(signal_id)
+        if row["status"] != "pending_approval" or waiting is None:
+            return None, Outcome("not_pending", signal_id, reason=f"signal {signal_id} is {row['status']}, not waiting for approval")
+        if waiting.expired(now):
+            await self._expire(signal_id, waiting.expires_at - waiting.requested_at, now)
+            return None, Outcome("expired", signal_id, rule="approval_timeout_seconds", reason=f"signal {signal_id} expired at {waiting.expires_at.isoformat()}")
+        return row, None
+
+    async def _expire(self, signal_id: int, timeout: timedelta, now: datetime) -> None:
+        reason = f"not approved within approval_timeout_seconds {int(timeout.total_seconds())}"
+        await self._settle(signal_id, "expired", now, rule="approval_timeout_seconds", reason=reason)
+
+    async def _settle(self, signal_id: int, status: str, now: datetime, *, rule: str, reason: str) -> None:
+        await self.approvals.decide(signal_id, status, now)
+        await self._store.update_signal(signal_id, status=status, rule=rule, reason=reason)
+        self._events.emit("signal.rejected", signal_id=signal_id, status=status, rule=rule, reason=reason)
+        log.info("signal_" + status, signal_id=signal_id, rule=rule, reason=reason)
+
+    # -- flattening (loss limits, end of a trading window) --------------------------------------
+
+    async def flatten(self, cause: str, reason: str, symbol_ids: set[int] | None = None) -> int | None:
+        """Close every position (of ``symbol_ids``), recorded as an internal signal; its id."""
+        positions = [p for p in self._broker.positions() if symbol_ids is None or p.symbol_id in symbol_ids]
+        closes = tuple(
+            Close(symbol, p, p.volume) for p in positions if (symbol := self._broker.symbol_by_id(p.symbol_id)) is not None
+        )
+        if not closes:
+            return None
+        names = sorted({c.symbol.name for c in closes})
+        record = SignalRecord(
+            received_at=self._clock(), raw_body="", status="accepted", dialect="internal", action="close_all",
+            symbol=names[0] if len(names) == 1 and symbol_ids is not None else None, rule=cause, reason=reason,
+            config_version=self._config.version,
+        )  # fmt: skip
+        signal_id = await self._store.insert_signal(record)
+        log.warning("flatten_started", signal_id=signal_id, cause=cause, positions=len(closes))
+        self._start(signal_id, ClosePlan(closes))
+        return signal_id
+
     # -- 2. out: execute and record ---------------------------------------------------------
 
     def _start(self, signal_id: int, plan: Plan) -> None:
         if isinstance(plan, EntryPlan):
-            self._pending_entries += 1
+            self._inflight[signal_id] = inflight_of(plan)
         task = asyncio.create_task(self._execute(signal_id, plan), name=f"signal-{signal_id}")
         self._tasks.add(task)
         task.add_done_callback(self._tasks.discard)
@@ -310,8 +485,7 @@ class Engine:
         else:
             await self._store.set_signal_status(signal_id, "executed")
         finally:
-            if isinstance(plan, EntryPlan):
-                self._pending_entries -= 1
+            self._inflight.pop(signal_id, None)
             structlog.contextvars.unbind_contextvars("signal_id")
 
     def _redacted_fields(self, signal: Signal) -> dict[str, Any]:
@@ -329,15 +503,6 @@ class Engine:
             return True
         _, pending = await asyncio.wait(set(self._tasks), timeout=timeout)
         return not pending
-
-
-def _first(alert: bool | None, default: bool) -> bool:
-    """The alert's own choice, else the YAML default."""
-    return default if alert is None else alert
-
-
-def _has_stop_loss(signal: Signal) -> bool:
-    return any(v is not None for v in (signal.sl, signal.sl_pips, signal.sl_pct))
 
 
 def _describe(signal: Signal) -> dict[str, Any]:

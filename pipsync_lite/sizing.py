@@ -24,10 +24,10 @@ from decimal import Decimal
 
 from pipsync_lite.ctrader import units
 from pipsync_lite.ctrader.model import OrderType, Quote, SymbolInfo
-from pipsync_lite.planner import EntryPlan
+from pipsync_lite.plans import EntryPlan
 from pipsync_lite.risk import fmt_lots as _lots
 from pipsync_lite.risk_config import RiskLimits
-from pipsync_lite.signal_model import Signal
+from pipsync_lite.signal_model import Action, Signal
 
 
 @dataclass(frozen=True, slots=True)
@@ -108,18 +108,24 @@ def size_entry(
     sl_pips: Decimal | None,
     rate: Decimal | None,
 ) -> Sizing:
-    """The entry's size per the precedence above, clamped to ``max_lots`` if configured so."""
+    """The entry's size per the precedence above, clamped to ``max_lots`` if configured so.
+
+    A ``reverse`` without ``lots`` or ``risk`` reopens the volume it closes: ``lots`` None
+    (source ``closed_volume``), clamped by :func:`clamp` once the plan knows that volume.
+    """
     if signal.lots is not None:
-        return _clamped(Sizing(signal.lots, "lots"), symbol, limits)
+        return clamp(Sizing(signal.lots, "lots"), symbol, limits)
     if signal.risk is not None:
         sized = _by_risk(symbol, "risk", signal.risk, None, balance, currency, sl_pips, rate)
+    elif signal.action is Action.REVERSE:
+        return Sizing(None, "closed_volume")
     elif limits.risk_percent is not None:
         sized = _by_risk(symbol, "risk_percent", limits.risk_percent, None, balance, currency, sl_pips, rate)
     elif limits.risk_money is not None:
         sized = _by_risk(symbol, "risk_money", None, limits.risk_money, balance, currency, sl_pips, rate)
     else:
         sized = Sizing(limits.default_lots, "default_lots")
-    return _clamped(sized, symbol, limits) if sized.ok else sized
+    return clamp(sized, symbol, limits) if sized.ok else sized
 
 
 def _by_risk(
@@ -162,7 +168,8 @@ def _by_risk(
     return Sizing(lots, source, notes=(f"lots {_lots(lots)} sized by {basis}: {detail}",))
 
 
-def _clamped(sized: Sizing, symbol: SymbolInfo, limits: RiskLimits) -> Sizing:
+def clamp(sized: Sizing, symbol: SymbolInfo, limits: RiskLimits) -> Sizing:
+    """``sized`` cut down to ``max_lots`` (rounded down to the step) under ``on_excess: clamp``."""
     if limits.max_lots is None or sized.lots is None or sized.lots <= limits.max_lots or limits.on_excess != "clamp":
         return sized
     volume = units.floor_volume(limits.max_lots, symbol)

@@ -63,6 +63,9 @@ def daemon_config(sim: Simulator, tmp_path: Path, **sections: dict[str, Any]) ->
         },
         "storage": {"path": str(tmp_path / "trades.db")},
         "logging": {"level": "debug"},
+        # These tests repeat alerts on purpose (two buys, two positions); the same-body
+        # duplicate window (default 60 s) has its own tests in test_guard_e2e.
+        "risk": {"dedupe_window_seconds": 0},
     }
     for section, values in sections.items():
         data.setdefault(section, {}).update(values)

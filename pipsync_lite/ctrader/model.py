@@ -293,6 +293,8 @@ class Broker(Protocol):
         """Change a pending order; fields not given keep their current values."""
         ...
 
+    async def unrealized_pnl(self) -> list[UnrealizedPnL]: ...
+
 
 @dataclass(frozen=True, slots=True)
 class UnrealizedPnL:
