@@ -5,11 +5,13 @@ from __future__ import annotations
 import asyncio
 from collections.abc import Callable
 from datetime import datetime
+from pathlib import Path
 from typing import Any
 
 import structlog
 from aiohttp import web
 
+from pipsync_lite import logs
 from pipsync_lite.config import Config, redacted
 from pipsync_lite.ctrader.bridge import install_reactor
 from pipsync_lite.ctrader.client import CTraderClient
@@ -18,6 +20,8 @@ from pipsync_lite.ctrader.settings import ClientSettings
 from pipsync_lite.engine import Engine, utcnow
 from pipsync_lite.events import EventBus
 from pipsync_lite.ledger import Ledger
+from pipsync_lite.monitor import RiskMonitor
+from pipsync_lite.reload import Change, Reloader
 from pipsync_lite.store import Store
 from pipsync_lite.web import WebState, make_app
 
@@ -42,9 +46,24 @@ def client_settings(config: Config) -> ClientSettings:
 class Daemon:
     """The running product: web edge, engine, trade log and broker session on one loop."""
 
-    def __init__(self, config: Config, *, clock: Callable[[], datetime] = utcnow) -> None:
+    def __init__(
+        self,
+        config: Config,
+        *,
+        clock: Callable[[], datetime] = utcnow,
+        config_path: Path | None = None,
+        monitor_interval: float = 1.0,
+        reload_poll: float = 0.5,
+    ) -> None:
         self.config = config
         self._clock = clock
+        self._config_path = config_path
+        self._monitor_interval = monitor_interval
+        self._reload_poll = reload_poll
+        self.monitor: RiskMonitor | None = None
+        self.reloader: Reloader | None = None
+        #: Called with the new configuration after a reload (notifiers, ...).
+        self.reload_listeners: list[Callable[[Config], None]] = []
         self.store = Store(config.storage.path)
         self.broker: CTraderClient | None = None
         self.ledger: Ledger | None = None
@@ -74,6 +93,7 @@ class Daemon:
         self.broker.subscribe(self._on_broker_event)
         self.ledger.start()
         self.engine = Engine(self.config, self.store, self.broker, events=self.events, clock=self._clock)
+        await self.engine.start()
         self._web = WebState(
             engine=self.engine,
             webhook_token=self.config.server.webhook_token.get_secret_value(),
@@ -87,7 +107,35 @@ class Daemon:
         await site.start()
         self.port = self._runner.addresses[0][1]  # the real port when the YAML says 0
         await self.broker.start()
+        self.monitor = RiskMonitor(self.engine, self.events, interval=self._monitor_interval)
+        self.monitor.start()
+        if self._config_path is not None:
+            self.reloader = Reloader(self._config_path, lambda: self.config, self.apply_config,
+                                     poll_interval=self._reload_poll)  # fmt: skip
+            self.reloader.start()
         log.info("daemon_started", url=self.base_url)
+
+    def reload(self) -> None:
+        """SIGHUP: re-read the YAML now."""
+        if self.reloader is None:
+            log.warning("config_reload_unavailable", reason="the daemon was not started from a file")
+            return
+        self.reloader.request()
+
+    def apply_config(self, config: Config, changes: list[Change] | None = None) -> None:
+        """Put a reloaded configuration in force (its reloadable parts: see reload.py)."""
+        previous, self.config = self.config, config
+        if self.engine is not None:
+            self.engine.apply_config(config)
+        if config.logging.level != previous.logging.level:
+            logs.set_level(config.logging.level)
+        for listener in list(self.reload_listeners):
+            try:
+                listener(config)
+            except Exception:  # one listener must not stop the others
+                log.exception("reload_listener_failed")
+        if self.monitor is not None:
+            self.monitor.wake()
 
     def _on_broker_event(self, event: BrokerEvent) -> None:
         if isinstance(event, ConnectionChange):
@@ -112,6 +160,10 @@ class Daemon:
         log.info("daemon_stopping")
         if self._web is not None:
             self._web.accepting = False
+        if self.reloader is not None:
+            await self.reloader.stop()
+        if self.monitor is not None:
+            await self.monitor.stop()
         if self.engine is not None and not await self.engine.drain(drain_timeout):
             log.warning("daemon_stop_inflight_left", timeout=drain_timeout)
         if self.broker is not None:

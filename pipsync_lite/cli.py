@@ -1,4 +1,4 @@
-"""Command line: ``pipsync-lite run | demo | check-config | simulator``."""
+"""Command line: ``pipsync-lite run | demo | check-config | simulator | approve | reject | kill | replay``."""
 
 from __future__ import annotations
 
@@ -16,7 +16,7 @@ from pathlib import Path
 
 import structlog
 
-from pipsync_lite import __version__, logs
+from pipsync_lite import __version__, logs, risk_commands
 from pipsync_lite.config import Config, load_config
 from pipsync_lite.errors import ConfigError
 
@@ -41,6 +41,7 @@ def build_parser() -> argparse.ArgumentParser:
     demo = sub.add_parser("demo", help="the daemon against the built-in broker simulator")
     demo.add_argument("--port", type=int, default=8080, help="webhook port (0 = any free port)")
     demo.add_argument("--seed", type=int, default=1, help="simulator price seed")
+    risk_commands.add_parsers(sub, with_config)
     sim = sub.add_parser("simulator", help="run the cTrader Open API simulator standalone")
     sim.add_argument("args", nargs=argparse.REMAINDER, help="--host H --port P --seed N --cert-dir DIR")
     return parser
@@ -55,6 +56,8 @@ def main(argv: Sequence[str] | None = None) -> int:
     args = build_parser().parse_args(argv)
     if args.command == "check-config":
         return check_config(args.config)
+    if args.command in risk_commands.COMMANDS:
+        return risk_commands.run(args)
     if args.command == "run":
         try:
             config = load_config(args.config)
@@ -62,7 +65,7 @@ def main(argv: Sequence[str] | None = None) -> int:
             _print_config_errors(args.config, err)
             return 2
         logs.configure(config.logging.level, config.logging.format, config.secrets())
-        return asyncio.run(_serve(config))
+        return asyncio.run(_serve(config, Path(args.config)))
     if args.command == "demo":
         logs.configure("info", "console", ())
         return asyncio.run(_demo(args.port, args.seed))
@@ -93,14 +96,15 @@ def _stop_event() -> asyncio.Event:
     return stop
 
 
-async def _serve(config: Config) -> int:
+async def _serve(config: Config, path: Path) -> int:
     from pipsync_lite.app import Daemon
     from pipsync_lite.sdnotify import Watchdog, notify
 
     stop = _stop_event()
-    daemon = Daemon(config)
+    daemon = Daemon(config, config_path=path)
     watchdog = Watchdog()
     await daemon.start()
+    asyncio.get_running_loop().add_signal_handler(signal.SIGHUP, daemon.reload)
     notify("READY=1")
     watchdog.start()
     await stop.wait()

@@ -121,6 +121,11 @@ def answer(outcome: Outcome) -> web.Response:
         if outcome.notes:
             body["notes"] = list(outcome.notes)
         return web.json_response(body, status=202)
+    if outcome.kind == "pending_approval":
+        return web.json_response({"signal_id": outcome.signal_id, "status": "pending_approval"}, status=202)
+    if outcome.kind == "rate_limited":
+        return problem(429, "Too Many Requests", outcome.reason, kind="rate_limited", rule=outcome.rule,
+                       signal_id=outcome.signal_id, retry_after=outcome.retry_after)  # fmt: skip
     if outcome.kind == "duplicate":
         return web.json_response({"signal_id": outcome.signal_id, "status": "duplicate"}, status=200)
     if outcome.kind == "invalid":
@@ -143,10 +148,12 @@ async def readyz(request: web.Request) -> web.Response:
 
 
 def make_app(state: WebState) -> web.Application:
+    from pipsync_lite.admin_api import add_admin_routes  # it builds on this module
     # client_max_size enforces the 64 KiB limit on bodies without a Content-Length too.
     app = web.Application(client_max_size=MAX_BODY, middlewares=[problems_middleware, api_token_middleware])
     app[STATE] = state
     app.router.add_post("/webhook/{token}", webhook)
     app.router.add_get("/healthz", healthz)
     app.router.add_get("/readyz", readyz)
+    add_admin_routes(app)
     return app
