@@ -17,7 +17,7 @@ import hashlib
 from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any
+from typing import Any, get_args, get_origin
 
 import structlog
 from pydantic import BaseModel, SecretStr
@@ -69,18 +69,24 @@ def _reloadable(key: str) -> bool:
 def _flatten(model: BaseModel, prefix: str = "", only_set: bool = False) -> dict[str, Any]:
     """Dotted key → value; maps of models (``risk.symbols``) list only the keys they set."""
     flat: dict[str, Any] = {}
-    names = sorted(model.model_fields_set) if only_set else list(type(model).model_fields)
+    fields = type(model).model_fields
+    names = sorted(model.model_fields_set) if only_set else list(fields)
     for name in names:
         value = getattr(model, name)
         key = f"{prefix}{name}"
         if isinstance(value, BaseModel):
             flat.update(_flatten(value, key + "."))
-        elif isinstance(value, dict) and value and all(isinstance(v, BaseModel) for v in value.values()):
+        elif _is_model_map(fields[name].annotation):
             for item, sub in value.items():
                 flat.update(_flatten(sub, f"{key}.{item}.", only_set=True))
         else:
             flat[key] = value
     return flat
+
+
+def _is_model_map(annotation: Any) -> bool:
+    args = get_args(annotation)
+    return get_origin(annotation) is dict and len(args) == 2 and isinstance(args[1], type) and issubclass(args[1], BaseModel)
 
 
 def _shown(value: Any) -> Any:

@@ -15,7 +15,10 @@ import json
 from dataclasses import dataclass
 from datetime import UTC, datetime
 from decimal import Decimal
+from pathlib import Path
 from typing import Any, TextIO
+
+import aiosqlite
 
 from pipsync_lite.config import Config
 from pipsync_lite.ctrader.model import AccountSnapshot
@@ -23,7 +26,7 @@ from pipsync_lite.decision import context_from_json, judge_entry
 from pipsync_lite.errors import SignalError
 from pipsync_lite.risk import Proposal, evaluate, fmt_lots
 from pipsync_lite.signals import parse_signal
-from pipsync_lite.store import PAST_THE_GUARD, Store
+from pipsync_lite.store import PAST_THE_GUARD, utcnow_iso
 
 _NOT_JUDGED = {"duplicate": "a duplicate", "rate_limited": "rate limited", "received": "never decided"}
 
@@ -48,17 +51,21 @@ def parse_since(text: str) -> datetime:
 
 async def replay(config: Config, since: datetime | None, out: TextIO) -> int:
     """Print the comparison; returns the number of signals whose verdict or size changed."""
-    store = Store(config.storage.path)
-    await store.open()
-    try:
-        rows = await store.signals()
-    finally:
-        await store.close()
-    if since is not None:
-        rows = [r for r in rows if datetime.fromisoformat(r["received_at"]) >= since]
+    rows = await _stored_signals(config.storage.path, since)
     results = [judge_row(row, config) for row in rows if row.get("dialect") != "internal"]
     _print(results, config, out)
     return sum(1 for r in results if r.changed)
+
+
+async def _stored_signals(path: Path, since: datetime | None) -> list[dict[str, Any]]:
+    """The signals, read-only: replay may run beside the daemon and never writes."""
+    async with aiosqlite.connect(f"{path.resolve().as_uri()}?mode=ro", uri=True) as db:
+        db.row_factory = aiosqlite.Row
+        query, args = "SELECT * FROM signals", ()
+        if since is not None:
+            query, args = query + " WHERE received_at >= ?", (utcnow_iso(since),)
+        async with db.execute(query + " ORDER BY id", args) as cursor:
+            return [dict(r) for r in await cursor.fetchall()]
 
 
 def judge_row(row: dict[str, Any], config: Config) -> Verdicts:
@@ -104,7 +111,7 @@ def _old(row: dict[str, Any]) -> str:
         lots = fmt_lots(Decimal(row["lots"])) if row.get("lots") else ""
         return f"{status} {lots}".rstrip()
     if row.get("rule"):
-        return f"{status} {row['rule']}: {row.get('reason') or ''}".rstrip(": ")
+        return f"{status} {row['rule']}"  # its reason is in the trade log
     if row.get("field"):
         return f"{status} {row['field']}"
     return status

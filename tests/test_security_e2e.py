@@ -6,6 +6,7 @@ import sqlite3
 from pathlib import Path
 
 import aiohttp
+import structlog
 
 from pipsync_lite.simulator import Simulator
 from pipsync_lite.simulator.tls import generate
@@ -61,7 +62,9 @@ async def test_no_secret_in_logs_answers_or_database(
         await eventually(lambda: sim.positions())
     finally:
         await daemon.stop()
-        logs.configure("warning", "console", ())
+        # Back to structlog's defaults: a logger left writing to this test's captured (and
+        # then closed) stream would break every later test that logs a warning.
+        structlog.reset_defaults()
     logged = capsys.readouterr()
     dump = "\n".join(sqlite3.connect(daemon.config.storage.path).iterdump())
     for secret in secrets:
