@@ -72,8 +72,10 @@ def judge_row(row: dict[str, Any], config: Config) -> Verdicts:
     """One stored signal: its old verdict and the one ``config`` gives it."""
     old_passed = row["status"] in PAST_THE_GUARD
     old = _old(row)
-    base = dict(signal_id=row["id"], received_at=row["received_at"][:19].replace("T", " "),
-                action=row.get("action") or "-", symbol=row.get("symbol") or "-", old=old)  # fmt: skip
+    base: dict[str, Any] = {
+        "signal_id": row["id"], "received_at": row["received_at"][:19].replace("T", " "),
+        "action": row.get("action") or "-", "symbol": row.get("symbol") or "-", "old": old,
+    }  # fmt: skip
     if row["status"] in _NOT_JUDGED:
         return Verdicts(**base, new=f"not judged ({_NOT_JUDGED[row['status']]})", changed=False, replayed=False)
     received = datetime.fromisoformat(row["received_at"])

@@ -114,7 +114,7 @@ def _days(value: Any) -> Any:
         if unknown:
             raise ValueError(f"unknown day {item!r}; use {', '.join(DAYS)}")
         start, end = DAYS.index(names[0]), DAYS.index(names[-1])
-        span = range(start, end + 1) if start <= end else [*range(start, 7), *range(0, end + 1)]
+        span = range(start, end + 1) if start <= end else [*range(start, 7), *range(end + 1)]
         days.extend(span)
     return tuple(sorted(set(days)))
 

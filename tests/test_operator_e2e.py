@@ -7,7 +7,7 @@ import os
 import re
 import signal
 import socket
-from collections.abc import AsyncIterator, Awaitable, Callable
+from collections.abc import AsyncIterator
 from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
@@ -128,10 +128,10 @@ async def test_reject_expiry_and_the_guard_judging_again_at_approval(
     daemon = await setup.start(clock, risk={"symbols": {"EURUSD": {"manual_approval": True, "approval_timeout_seconds": 30}}})
     ids = []
     for n in range(3):
-        status, body, _ = await post(http, daemon, {"action": "buy", "symbol": "EURUSD", "id": f"a{n}"})
+        _, body, _ = await post(http, daemon, {"action": "buy", "symbol": "EURUSD", "id": f"a{n}"})
         assert body["status"] == "pending_approval"
         ids.append(body["signal_id"])
-    status, body, _ = await post(http, daemon, {"action": "buy", "symbol": "GBPUSD"})
+    _, body, _ = await post(http, daemon, {"action": "buy", "symbol": "GBPUSD"})
     assert body["status"] == "accepted"  # approval is configured for EURUSD only
 
     assert await setup.cli("reject", str(ids[0])) == 0
@@ -261,7 +261,7 @@ async def test_replay_prints_old_and_new_verdicts_and_sizes(
     daemon = await setup.start(risk={"max_lots": 2})
     ids = []
     for n, lots in enumerate(("0.5", "1.5", "3")):
-        status, body, _ = await post(http, daemon, {"action": "buy", "symbol": "EURUSD", "lots": lots, "sl_pips": 20, "id": f"w{n}"})
+        _, body, _ = await post(http, daemon, {"action": "buy", "symbol": "EURUSD", "lots": lots, "sl_pips": 20, "id": f"w{n}"})
         ids.append(body["signal_id"])
     await post(http, daemon, {"action": "buy", "symbol": "EURUSD", "lots": "oops"})
     await eventually(lambda: len(sim.positions()) == 2)

@@ -11,10 +11,25 @@ from hypothesis import given, settings
 from hypothesis import strategies as st
 
 from pipsync_lite.config import RiskConfig
-from pipsync_lite.ctrader.model import AccountInfo, AccountSnapshot, AccountType, PendingOrder, OrderType, Quote, Side
+from pipsync_lite.ctrader.model import (
+    AccountInfo,
+    AccountSnapshot,
+    AccountType,
+    OrderType,
+    PendingOrder,
+    Quote,
+    Side,
+)
 from pipsync_lite.killswitch import KillState
 from pipsync_lite.losses import DayStats
-from pipsync_lite.risk import RULES, AccountView, Inflight, Proposal, evaluate, loss_breaches
+from pipsync_lite.risk import (
+    RULES,
+    AccountView,
+    Inflight,
+    Proposal,
+    evaluate,
+    loss_breaches,
+)
 
 from .factories import EURUSD, position, signal
 
@@ -54,8 +69,8 @@ REJECTIONS = [
     ({"kill_switch": True}, "kill_switch", "kill switch is on: entries are refused, exits still work"),
     ({"kill": KillState("max_daily_loss", "daily loss 600.00 USD >= max_daily_loss 500.00 USD", NOW,
                         NOW + timedelta(hours=12))},
-     "kill_switch", "kill switch engaged by max_daily_loss: daily loss 600.00 USD >= max_daily_loss 500.00 USD; "
-     "entries are refused until 2026-11-21T00:00+00:00, exits still work"),
+     "kill_switch", ("kill switch engaged by max_daily_loss: daily loss 600.00 USD >= max_daily_loss 500.00 USD; "
+     "entries are refused until 2026-11-21T00:00+00:00, exits still work")),
     ({"kill": KillState("cli", "engaged from the command line", NOW)}, "kill_switch",
      "kill switch engaged by the operator; entries are refused until `pipsync-lite kill off`, exits still work"),
     ({"symbol": "GBPUSD", "allowed_symbols": ("EURUSD", "XAUUSD")}, "allowed_symbols",
@@ -72,11 +87,11 @@ REJECTIONS = [
     ({"stats": day(realized=D(-300), unrealized=D(-220)), "max_daily_loss": 500}, "max_daily_loss",
      "daily loss 520.00 USD >= max_daily_loss 500.00 USD (realized -300.00, unrealized -220.00)"),
     ({"stats": day(balance=D(9_800), realized=D(-200), unrealized=D(-100)), "max_daily_loss": "3%"}, "max_daily_loss",
-     "daily loss 300.00 USD >= max_daily_loss 3% of starting balance 10000.00 = 300.00 USD "
-     "(realized -200.00, unrealized -100.00)"),
+     ("daily loss 300.00 USD >= max_daily_loss 3% of starting balance 10000.00 = 300.00 USD "
+     "(realized -200.00, unrealized -100.00)")),
     ({"stats": day(realized=D(300), unrealized=D(-150), peak_equity=D(10_400)), "max_drawdown": "5%"}, "max_drawdown",
-     "drawdown 550.00 USD from peak equity 10400.00 >= max_drawdown 5% of peak equity 10400.00 = 520.00 USD "
-     "(equity 9850.00)"),
+     ("drawdown 550.00 USD from peak equity 10400.00 >= max_drawdown 5% of peak equity 10400.00 = 520.00 USD "
+     "(equity 9850.00)")),
     ({"stats": day(trades=5), "max_trades_per_day": 5}, "max_trades_per_day",
      "trades today 5 >= max_trades_per_day 5 (day 2026-11-20)"),
     ({"stats": day(consecutive_losses=3), "max_consecutive_losses": 3}, "max_consecutive_losses",

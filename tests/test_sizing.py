@@ -12,8 +12,20 @@ from hypothesis import strategies as st
 
 from pipsync_lite.config import RiskConfig
 from pipsync_lite.ctrader import units
-from pipsync_lite.ctrader.model import AccountInfo, AccountSnapshot, AccountType, Quote, SymbolInfo
-from pipsync_lite.decision import Market, apply_stop_defaults, context_from_json, context_json, judge_entry
+from pipsync_lite.ctrader.model import (
+    AccountInfo,
+    AccountSnapshot,
+    AccountType,
+    Quote,
+    SymbolInfo,
+)
+from pipsync_lite.decision import (
+    Market,
+    apply_stop_defaults,
+    context_from_json,
+    context_json,
+    judge_entry,
+)
 from pipsync_lite.losses import DayStats
 from pipsync_lite.risk import AccountView, Inflight
 from pipsync_lite.sizing import conversion_rate, find_conversion, pip_value, size_entry
@@ -21,8 +33,9 @@ from pipsync_lite.sizing import conversion_rate, find_conversion, pip_value, siz
 from .factories import EURUSD, USDJPY, position, signal
 
 D = Decimal
+ONE = Decimal(1)
 NOW = datetime(2026, 11, 20, 12, 0, tzinfo=UTC)
-FX = dict(lot_size=10_000_000, min_volume=100_000, max_volume=10_000_000_000, step_volume=100_000)
+FX = {"lot_size": 10_000_000, "min_volume": 100_000, "max_volume": 10_000_000_000, "step_volume": 100_000}
 GBPUSD = SymbolInfo(2, "GBPUSD", 5, 4, **FX, base_asset="GBP", quote_asset="USD")
 EURGBP = SymbolInfo(9, "EURGBP", 5, 4, **FX, base_asset="EUR", quote_asset="GBP")
 XAUUSD = SymbolInfo(41, "XAUUSD", 2, 1, 10_000, 100, 10_000_000, 100, base_asset="XAU", quote_asset="USD")
@@ -56,7 +69,7 @@ def test_conversion_pairs_are_found_direct_or_inverse() -> None:
 
 
 def size(limits: dict[str, Any] | None = None, *, sl_pips: str | None = "27", balance: str = "10000",
-         rate: Decimal | None = D(1), symbol: SymbolInfo = EURUSD, **fields: Any):  # fmt: skip
+         rate: Decimal | None = ONE, symbol: SymbolInfo = EURUSD, **fields: Any):  # fmt: skip
     return size_entry(signal("buy", **fields), symbol, RiskConfig(**(limits or {})), balance=D(balance),
                       currency="USD", sl_pips=D(sl_pips) if sl_pips else None, rate=rate)  # fmt: skip
 
@@ -88,8 +101,8 @@ def test_risk_sizing_converts_the_pip_value_through_the_conversion_pair() -> Non
     [
         ({"sl_pips": None}, "sizing by risk_percent needs a stop loss: give sl, sl_pips or sl_pct, or set risk.default_sl_pips"),
         ({"rate": None, "symbol": USDJPY}, "no live quote converts JPY into USD"),
-        ({"sl_pips": "2000"}, "1% of balance 10000.00 USD: 100.00 USD at 2000 pips × 10.00 USD per pip per lot "
-                               "= 0.005 lots, below the minimum 0.01 lots of EURUSD"),
+        ({"sl_pips": "2000"}, ("1% of balance 10000.00 USD: 100.00 USD at 2000 pips × 10.00 USD per pip per lot "
+                               "= 0.005 lots, below the minimum 0.01 lots of EURUSD")),
     ],
 )
 def test_risk_sizing_refusals_carry_the_numbers(kwargs: dict, reason: str) -> None:

@@ -11,7 +11,13 @@ import pytest
 from pipsync_lite.config import parse_config
 from pipsync_lite.errors import ConfigError
 from pipsync_lite.risk_config import LossLimit, RiskConfig, TradingWindow
-from pipsync_lite.windows import describe_local, next_trading_day_start, open_window, trading_day_label, trading_day_start
+from pipsync_lite.windows import (
+    describe_local,
+    next_trading_day_start,
+    open_window,
+    trading_day_label,
+    trading_day_start,
+)
 
 from .test_config import MINIMAL
 
