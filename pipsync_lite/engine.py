@@ -301,10 +301,11 @@ class Engine:
         )  # fmt: skip
 
     async def _market(self, symbol: SymbolInfo) -> Market:
-        quote = await self._quote(symbol)
         account = self._broker.account
         currency = account.deposit_asset if account is not None else ""
-        return Market(symbol, quote, account.balance if account else None, currency, await self._rate(symbol, currency))
+        # Both first quotes at once: a cold symbol and its conversion pair cost one wait, not two.
+        quote, rate = await asyncio.gather(self._quote(symbol), self._rate(symbol, currency))
+        return Market(symbol, quote, account.balance if account else None, currency, rate)
 
     async def _rate(self, symbol: SymbolInfo, currency: str) -> Decimal | None:
         """One unit of ``symbol``'s quote currency in the account currency (live mid price)."""
@@ -381,6 +382,8 @@ class Engine:
                 await self._settle(signal_id, "rejected", now, rule="approval", reason=f"the stored alert no longer parses: {err.reason}")
                 return Outcome("rejected", signal_id, rule="approval", reason=err.reason)
             decision = await self._decide(signal, now, skip=SKIPPED_ON_APPROVAL)
+            if decision.status == "unavailable":  # still waiting: try again once the broker is back
+                return Outcome("unavailable", signal_id, decision.rule, reason=decision.reason)
             await self.approvals.decide(signal_id, "approved", now)
             await self._store.update_signal(
                 signal_id, status=decision.status, rule=decision.rule, field=decision.field,

@@ -6,7 +6,8 @@ trade log (deals recorded by the ledger, signals recorded by the engine) and the
 
 - **realized**: the gross P/L and swap of the deals that closed volume during the trading day,
   plus the commission of every deal of the day;
-- **unrealized**: the open positions' net floating P/L as the broker reports it;
+- **unrealized**: the open positions' net floating P/L as the broker reports it (counted as 0,
+  with a warning, when the broker does not answer within 1.5 s);
 - **day's starting balance**: the balance now minus the realized P/L of the day;
 - **trades**: entries accepted during the day (``buy``/``sell``/``reverse`` signals that
   passed the guard), whatever became of them at the broker, failures excepted;
@@ -18,6 +19,7 @@ trade log (deals recorded by the ledger, signals recorded by the engine) and the
 
 from __future__ import annotations
 
+import asyncio
 import json
 from dataclasses import dataclass
 from datetime import datetime
@@ -35,6 +37,7 @@ from pipsync_lite.windows import trading_day_label, trading_day_start
 log = structlog.get_logger("pipsync_lite.losses")
 
 ZERO = Decimal(0)
+UNREALIZED_TIMEOUT = 1.5  # seconds
 _ENTRY_ACTIONS = ("buy", "sell", "reverse")
 _COUNTED = ("accepted", "executed", "unknown")
 
@@ -151,9 +154,10 @@ class LossBook:
         if not self._broker.positions():
             return ZERO
         try:
-            pnl = await self._broker.unrealized_pnl()
-        except BrokerError as err:
-            log.warning("unrealized_pnl_unavailable", error=str(err))
+            # Bounded: an entry waits for this inside the webhook's 3 seconds.
+            pnl = await asyncio.wait_for(self._broker.unrealized_pnl(), UNREALIZED_TIMEOUT)
+        except (BrokerError, TimeoutError) as err:
+            log.warning("unrealized_pnl_unavailable", error=str(err) or type(err).__name__)
             return ZERO
         return sum((p.net for p in pnl), ZERO)
 
