@@ -38,7 +38,13 @@ from pipsync_lite.plans import ClosePlan, EntryPlan, Plan, PlanRejected
 from pipsync_lite.risk import RULES, AccountView, Inflight, Proposal, Verdict, evaluate
 from pipsync_lite.risk_config import RiskLimits
 from pipsync_lite.signal_model import Action, Signal
-from pipsync_lite.sizing import Sizing, clamp, size_entry, smallest_lots, stop_distance_pips
+from pipsync_lite.sizing import (
+    Sizing,
+    clamp,
+    size_entry,
+    smallest_lots,
+    stop_distance_pips,
+)
 
 #: Rules that need nothing but the signal and the account: judged before sizing, so that a
 #: kill switch or a closed window is what the sender hears about first.

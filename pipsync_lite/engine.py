@@ -27,18 +27,18 @@ from typing import Any
 
 import structlog
 
+from pipsync_lite.amends import plan_breakeven, plan_modify
 from pipsync_lite.approvals import SKIPPED_ON_APPROVAL, Approvals
 from pipsync_lite.config import Config
-from pipsync_lite.amends import plan_breakeven, plan_modify
 from pipsync_lite.ctrader.model import Broker, Quote, SymbolInfo
 from pipsync_lite.decision import Market, context_json, inflight_of, judge_entry
 from pipsync_lite.errors import BrokerError, BrokerRejected, BrokerTimeout, SignalError
 from pipsync_lite.events import EventBus
 from pipsync_lite.executor import Executor
+from pipsync_lite.exits import plan_cancel, plan_close, plan_close_all
 from pipsync_lite.killswitch import KillSwitch
 from pipsync_lite.logs import Redactor
 from pipsync_lite.losses import LossBook, needs_equity
-from pipsync_lite.exits import plan_cancel, plan_close, plan_close_all
 from pipsync_lite.plans import Close, ClosePlan, EntryPlan, Plan, PlanRejected
 from pipsync_lite.ratelimit import RateLimiter
 from pipsync_lite.risk import AccountView, Inflight, Proposal, evaluate

@@ -16,7 +16,14 @@ from datetime import datetime
 from decimal import Decimal
 
 from pipsync_lite.config import RiskConfig
-from pipsync_lite.ctrader.model import AccountSnapshot, AccountType, Position, Quote, Side, SymbolInfo
+from pipsync_lite.ctrader.model import (
+    AccountSnapshot,
+    AccountType,
+    Position,
+    Quote,
+    Side,
+    SymbolInfo,
+)
 from pipsync_lite.killswitch import KillState
 from pipsync_lite.losses import DayStats, money
 from pipsync_lite.risk_config import LossLimit, RiskLimits

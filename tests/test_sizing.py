@@ -227,3 +227,39 @@ def test_no_input_sends_more_than_max_lots_or_opens_beyond_max_open_positions(
         assert judged.lots <= max_lots
         assert judged.plan.request.volume <= units.lots_to_volume(max_lots, EURUSD) if max_lots >= D("0.01") else True
         assert held + flying < max_open
+
+
+# -- entries that close first: reverse, flatten_first, a netted account's netting ----------------
+
+
+def test_reverse_reopens_the_closed_volume_cut_to_max_lots_under_clamp() -> None:
+    held = view(position(1, "buy", volume=30_000_000))  # a 3-lot long
+    judged = judge_entry(signal("reverse"), MARKET, held, RiskConfig(max_lots=1, on_excess="clamp"), NOW)
+    assert judged.status == "accepted" and judged.lots == D(1)
+    assert judged.notes[0] == "lots 3.00 clamped to max_lots 1.00"
+    assert judged.plan is not None and judged.plan.request.side == "sell" and len(judged.plan.closes_first) == 1
+    refused = judge_entry(signal("reverse"), MARKET, held, RiskConfig(max_lots=1), NOW)
+    assert (refused.status, refused.reason) == ("rejected", "lots 3.00 > max_lots 1.00")
+    sized = judge_entry(signal("reverse", risk=D(1), sl_pips="20"), MARKET, held, RiskConfig(risk_percent=5), NOW)
+    assert sized.lots == D("0.5")  # the alert's risk: 100 USD over 20 pips; risk_percent does not apply
+
+
+def test_positions_an_entry_closes_first_do_not_count_against_it() -> None:
+    short = view(position(1, "sell"))
+    limits = RiskConfig(max_open_positions=1, allow_hedging=False)
+    assert judge_entry(signal("buy"), MARKET, short, limits, NOW).rule == "max_open_positions"
+    hedge = judge_entry(signal("buy"), MARKET, view(position(1, "sell")), RiskConfig(allow_hedging=False), NOW)
+    assert hedge.rule == "allow_hedging"
+    judged = judge_entry(signal("buy", flatten_first=True), MARKET, short, limits, NOW)
+    assert judged.status == "accepted" and judged.plan is not None and len(judged.plan.closes_first) == 1
+    flattening = RiskConfig(max_open_positions=1, allow_hedging=False, flatten_first=True)
+    assert judge_entry(signal("buy"), MARKET, short, flattening, NOW).status == "accepted"
+    assert judge_entry(signal("reverse"), MARKET, short, RiskConfig(max_open_positions=1), NOW).status == "accepted"
+
+
+def test_a_netted_buy_that_only_reduces_a_short_is_judged_as_an_entry() -> None:
+    netted = AccountInfo(1, D(10_000), 2, "USD", D(100), AccountType.NETTED)
+    short = AccountView(AccountSnapshot(netted, (position(1, "sell", volume=2_000_000),)))
+    judged = judge_entry(signal("buy", lots="0.1"), MARKET, short, RiskConfig(max_open_positions=1), NOW)
+    assert judged.status == "accepted" and judged.lots == D("0.1") and not hasattr(judged.plan, "request")
+    assert judge_entry(signal("buy", lots="0.1"), MARKET, short, RiskConfig(kill_switch=True), NOW).rule == "kill_switch"

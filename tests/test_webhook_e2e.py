@@ -68,12 +68,11 @@ async def test_fill_away_from_the_quote_is_amended_to_the_exact_levels(
     """The daemon measures distances from its quote; when the fill moves, it amends to the exact levels."""
     await daemon.broker.subscribe_quotes({1})
     await eventually(lambda: daemon.broker.quote(1) and daemon.broker.quote(1).ask == D("1.10010"))
-    # The market moves before the daemon hears of it (the feed changes, no spot is sent yet):
-    # its quote says 1.10000, the order fills at 1.10050. (faults.delay holds back only the
-    # answer: the simulator executes at once, so it cannot make the fill price move.)
-    sim.feed.set(sim.instrument("EURUSD"), D("1.10050"), D("1.10060"))
+    sim.faults.delay("ProtoOANewOrderReq", 0.3)  # the market moves while the order travels
     status, body, _ = await post(http, daemon, {"action": "sell", "symbol": "EURUSD", "sl": "1.1050", "tp": "1.0950"})
     assert status == 202
+    await sim.wait_for_request("ProtoOANewOrderReq")
+    sim.set_price("EURUSD", bid=D("1.10050"), ask=D("1.10060"))
     await settled(daemon, body["signal_id"])
     [position] = sim.positions()
     assert position.entry_price == D("1.10050")
