@@ -447,14 +447,3 @@ def loss_breaches(day: DayStats, config: RiskLimits, now: datetime, signal: Sign
     view = AccountView(AccountSnapshot(None), day=day)
     found = (rule(probe, view, config, now) for rule in LOSS_RULES)
     return [v for v in found if v is not None and not v.allowed]
-
-
-def entry_lots(signal: Signal, config: RiskLimits) -> Decimal:
-    """The size of an entry: the alert's ``lots``, else ``default_lots`` (no risk sizing)."""
-    if signal.lots is not None:
-        return signal.lots
-    return config.default_lots
-
-
-def is_exit(action: Action) -> bool:
-    return not action.is_entry
