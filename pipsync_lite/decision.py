@@ -113,7 +113,14 @@ def judge_entry(
                      flatten_first=flatten_first)  # fmt: skip
     verdict = evaluate(early, account, limits, now, rules=_FIRST, skip=skip)
     if not verdict.allowed:
-        return _rejected(verdict, None)
+        reduction = None if verdict.rule == "allowed_symbols" else _netted_reduction(
+            signal, symbol, quote, account, limits, flatten_first, now
+        )
+        if reduction is None:
+            return _rejected(verdict, None)
+        # Only reduces the position: an exit, which entry limits must not trap.
+        note = f"{verdict.rule} applies to entries; this order only reduces the netted position"
+        return Judgement("accepted", plan=reduction, lots=reduction.lots, notes=(*reduction.notes, note))
     notes: tuple[str, ...] = ()
     try:
         # Planned once at the smallest size: the stop distance exactly as the order will carry it.
@@ -178,6 +185,31 @@ def _plan(
     acct = account.snapshot.account
     netted = acct is not None and acct.account_type is AccountType.NETTED
     return plan_buy_sell(signal, symbol, quote, lots, positions, netted=netted, flatten_first=flatten_first, now=now)
+
+
+def _netted_reduction(
+    signal: Signal,
+    symbol: SymbolInfo,
+    quote: Quote | None,
+    account: AccountView,
+    limits: RiskLimits,
+    flatten_first: bool,
+    now: datetime,
+) -> ClosePlan | None:
+    """On a netted account, an order against the position and no bigger than it is a close."""
+    acct = account.snapshot.account
+    if signal.action is Action.REVERSE or acct is None or acct.account_type is not AccountType.NETTED:
+        return None
+    lots = signal.lots
+    if lots is None and signal.risk is None and not limits.risk_sized:
+        lots = limits.default_lots
+    if lots is None:  # a risk-sized order's size needs the guard's own path: stay refused
+        return None
+    try:
+        plan = _plan(signal, symbol, quote, lots, account, flatten_first, now)
+    except (SignalError, PlanRejected):
+        return None
+    return plan if isinstance(plan, ClosePlan) else None
 
 
 def _rejected(verdict: Verdict, lots: Decimal | None) -> Judgement:

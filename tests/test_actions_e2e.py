@@ -415,3 +415,19 @@ async def test_tradingview_one_order_reversal_on_a_hedged_account(daemon: Daemon
     await execute(http, daemon, {"action": "buy", "symbol": "EURUSD", "lots": "0.1"})
     await execute(http, daemon, {"action": "sell", "symbol": "EURUSD", "lots": "0.2", "market_position": "short"})
     assert holdings(sim) == [("BUY", LOT // 10), ("SELL", 2 * LOT // 10)]
+
+
+@NETTED
+async def test_netted_reduction_is_an_exit_the_kill_switch_lets_through(
+    start_daemon: StartDaemon, sim: Simulator, http: aiohttp.ClientSession
+) -> None:
+    daemon = await start_daemon()
+    await execute(http, daemon, {"action": "buy", "symbol": "EURUSD", "lots": "0.3"})
+    await daemon.stop()
+    daemon = await start_daemon(risk={"kill_switch": True})
+    answer = await execute(http, daemon, {"action": "sell", "symbol": "EURUSD", "lots": "0.1"})
+    assert "kill_switch applies to entries; this order only reduces the netted position" in answer["notes"]
+    assert holdings(sim) == [("BUY", 2 * LOT // 10)]
+    status, body = await send(http, daemon, {"action": "sell", "symbol": "EURUSD", "lots": "0.5"})
+    assert (status, body["rule"]) == (422, "kill_switch")  # would open a short: an entry
+    assert holdings(sim) == [("BUY", 2 * LOT // 10)]

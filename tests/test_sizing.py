@@ -257,9 +257,14 @@ def test_positions_an_entry_closes_first_do_not_count_against_it() -> None:
     assert judge_entry(signal("reverse"), MARKET, short, RiskConfig(max_open_positions=1), NOW).status == "accepted"
 
 
-def test_a_netted_buy_that_only_reduces_a_short_is_judged_as_an_entry() -> None:
+def test_a_netted_buy_that_only_reduces_a_short_is_an_exit_for_the_entry_limits() -> None:
     netted = AccountInfo(1, D(10_000), 2, "USD", D(100), AccountType.NETTED)
     short = AccountView(AccountSnapshot(netted, (position(1, "sell", volume=2_000_000),)))
     judged = judge_entry(signal("buy", lots="0.1"), MARKET, short, RiskConfig(max_open_positions=1), NOW)
     assert judged.status == "accepted" and judged.lots == D("0.1") and not hasattr(judged.plan, "request")
-    assert judge_entry(signal("buy", lots="0.1"), MARKET, short, RiskConfig(kill_switch=True), NOW).rule == "kill_switch"
+    killed = judge_entry(signal("buy", lots="0.1"), MARKET, short, RiskConfig(kill_switch=True), NOW)
+    assert killed.status == "accepted" and not hasattr(killed.plan, "request")  # a close, not an order
+    flipping = judge_entry(signal("buy", lots="0.3"), MARKET, short, RiskConfig(kill_switch=True), NOW)
+    assert flipping.rule == "kill_switch"  # would open a long: an entry
+    scoped = RiskConfig(kill_switch=True, allowed_symbols=("GBPUSD",))
+    assert judge_entry(signal("buy", lots="0.1"), MARKET, short, scoped, NOW).rule == "allowed_symbols"
