@@ -54,6 +54,7 @@ _BEFORE_SIZING = frozenset(
 )  # fmt: skip
 _FIRST = tuple(r for r in RULES if r.__name__ in _BEFORE_SIZING)
 _THEN = tuple(r for r in RULES if r.__name__ not in _BEFORE_SIZING)
+_EXIT_RULES = tuple(r for r in RULES if r.__name__ == "allowed_symbols")
 
 
 @dataclass(frozen=True, slots=True)
@@ -118,6 +119,9 @@ def judge_entry(
         )
         if reduction is None:
             return _rejected(verdict, None)
+        scope = evaluate(early, account, limits, now, rules=_EXIT_RULES, skip=skip)
+        if not scope.allowed:  # exits still face the robot's scope
+            return _rejected(scope, None)
         # Only reduces the position: an exit, which entry limits must not trap.
         note = f"{verdict.rule} applies to entries; this order only reduces the netted position"
         return Judgement("accepted", plan=reduction, lots=reduction.lots, notes=(*reduction.notes, note))
