@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import asyncio
+import dataclasses
 from collections.abc import Callable
 from datetime import datetime
 from pathlib import Path
@@ -12,6 +13,9 @@ import structlog
 from aiohttp import web
 
 from pipsync_lite import logs
+from pipsync_lite.access import Access
+from pipsync_lite.audit import StopAudit
+from pipsync_lite.catchup import CatchUp
 from pipsync_lite.config import Config, redacted
 from pipsync_lite.ctrader.bridge import install_reactor
 from pipsync_lite.ctrader.client import CTraderClient
@@ -19,10 +23,14 @@ from pipsync_lite.ctrader.model import BrokerEvent, ConnectionChange
 from pipsync_lite.ctrader.settings import ClientSettings
 from pipsync_lite.engine import Engine, utcnow
 from pipsync_lite.events import EventBus
+from pipsync_lite.intake import Intake
+from pipsync_lite.journal import JournalBroker
 from pipsync_lite.ledger import Ledger
 from pipsync_lite.monitor import RiskMonitor
+from pipsync_lite.recovery import Recovery
 from pipsync_lite.reload import Change, Reloader
 from pipsync_lite.store import Store
+from pipsync_lite.tokens import TokenManager
 from pipsync_lite.web import WebState, make_app
 
 log = structlog.get_logger("pipsync_lite.app")
@@ -43,8 +51,18 @@ def client_settings(config: Config) -> ClientSettings:
     )
 
 
+#: HTTP parser limits (aiohttp): a request line or one header over 8 KiB, or more than 64
+#: headers, is refused with 400 before any handler runs.
+MAX_LINE_SIZE = 8190
+MAX_FIELD_SIZE = 8190
+MAX_HEADERS = 64
+
+
 class Daemon:
-    """The running product: web edge, engine, trade log and broker session on one loop."""
+    """The running product: web edge, engine, trade log and broker session on one loop.
+
+    ``broker_settings`` may adjust the client's settings (tests shorten heartbeats with it).
+    """
 
     def __init__(
         self,
@@ -54,9 +72,11 @@ class Daemon:
         config_path: Path | None = None,
         monitor_interval: float = 1.0,
         reload_poll: float = 0.5,
+        broker_settings: Callable[[ClientSettings], ClientSettings] | None = None,
     ) -> None:
         self.config = config
         self._clock = clock
+        self._broker_settings = broker_settings
         self._config_path = config_path
         self._monitor_interval = monitor_interval
         self._reload_poll = reload_poll
@@ -68,6 +88,10 @@ class Daemon:
         self.broker: CTraderClient | None = None
         self.ledger: Ledger | None = None
         self.engine: Engine | None = None
+        self.tokens: TokenManager | None = None
+        self.intake: Intake | None = None
+        self.recovery: Recovery | None = None
+        self.audit: StopAudit | None = None
         self._web: WebState | None = None
         self._runner: web.AppRunner | None = None
         self.port: int = config.server.port
@@ -87,26 +111,74 @@ class Daemon:
         install_reactor(asyncio.get_running_loop())
         log.info("daemon_starting", config_version=self.config.version, config=redacted(self.config))
         await self.store.open()
-        self.broker = CTraderClient(client_settings(self.config))
+        self.tokens = TokenManager(self.store, self.config.ctrader, self.events, self._clock)
+        pair = await self.tokens.load()
+        settings = dataclasses.replace(
+            client_settings(self.config),
+            access_token=pair.access_token,
+            refresh_token=pair.refresh_token,
+            access_token_expires_at=self.tokens.expires_at_epoch(),
+        )
+        if self._broker_settings is not None:
+            settings = self._broker_settings(settings)
+        self.broker = CTraderClient(settings, on_tokens=self.tokens.save)
         self.ledger = Ledger(self.store, self.broker.symbol_by_id, self.events)
+        self.intake = Intake(self.config.ctrader, self.store, self.events, self._clock)
+        journal = JournalBroker(self.broker, self.store, on_unknown=self._on_unknown)
+        self.engine = Engine(
+            self.config, self.store, journal, events=self.events, clock=self._clock, intake=self.intake
+        )
+        await self.engine.start()
+        self.recovery = Recovery(
+            store=self.store,
+            broker=self.broker,
+            catchup=CatchUp(self.store, self.broker, self.ledger),
+            engine=self.engine,
+            intake=self.intake,
+            events=self.events,
+            clock=self._clock,
+            timeout_grace=settings.request_timeout,
+        )
+        self.audit = StopAudit(
+            self.store, journal, self.events,
+            interval=float(self.config.ctrader.stop_audit_interval_seconds), busy=self.engine.in_flight,
+        )  # fmt: skip
         self.broker.subscribe(self.ledger.on_event)
+        self.broker.subscribe(self.recovery.on_broker_event)
         self.broker.subscribe(self._on_broker_event)
         self.ledger.start()
-        self.engine = Engine(self.config, self.store, self.broker, events=self.events, clock=self._clock)
-        await self.engine.start()
+        server = self.config.server
         self._web = WebState(
             engine=self.engine,
-            webhook_token=self.config.server.webhook_token.get_secret_value(),
-            api_token=self.config.server.api_token.get_secret_value() if self.config.server.api_token else None,
+            webhook_token=server.webhook_token.get_secret_value(),
+            api_token=server.api_token.get_secret_value() if server.api_token else None,
             readiness=self._readiness,
             ready=lambda: self.broker is not None and self.broker.ready,
+            access=Access(
+                server.allowed_ips,
+                server.trust_proxy,
+                server.inbound_hmac_secret.get_secret_value() if server.inbound_hmac_secret else None,
+                server.signature_tolerance_seconds,
+            ),
+            body_timeout=float(server.client_timeout_seconds),
         )
-        self._runner = web.AppRunner(make_app(self._web), access_log=None, handle_signals=False)
+        self._runner = web.AppRunner(
+            make_app(self._web),
+            access_log=None,
+            handle_signals=False,
+            # an idle connection, or one still sending its headers, is closed after this
+            keepalive_timeout=float(server.client_timeout_seconds),
+            max_line_size=MAX_LINE_SIZE,
+            max_field_size=MAX_FIELD_SIZE,
+            max_headers=MAX_HEADERS,
+        )
         await self._runner.setup()
-        site = web.TCPSite(self._runner, self.config.server.host, self.config.server.port)
+        site = web.TCPSite(self._runner, server.host, server.port)
         await site.start()
         self.port = self._runner.addresses[0][1]  # the real port when the YAML says 0
         await self.broker.start()
+        self.tokens.start(self.broker)
+        self.audit.start()
         self.monitor = RiskMonitor(self.engine, self.events, interval=self._monitor_interval)
         self.monitor.start()
         if self._config_path is not None:
@@ -137,6 +209,10 @@ class Daemon:
         if self.monitor is not None:
             self.monitor.wake()
 
+    def _on_unknown(self, signal_id: int | None) -> None:
+        if self.recovery is not None:
+            self.recovery.on_unknown(signal_id)
+
     def _on_broker_event(self, event: BrokerEvent) -> None:
         if isinstance(event, ConnectionChange):
             self.events.emit(
@@ -148,10 +224,12 @@ class Daemon:
     def _readiness(self) -> dict[str, Any]:
         broker = self.broker
         ready = broker is not None and broker.ready
+        intake = self.intake
         return {
             "broker": "ready" if ready else "not_ready",
             "account_id": self.config.ctrader.account_id,
-            "token_expires_in_seconds": None,
+            "token_expires_in_seconds": self.tokens.expires_in_seconds() if self.tokens is not None else None,
+            "intake": "open" if intake is not None and intake.is_open else (intake.mode if intake is not None else "closed"),
             "detail": None if ready or broker is None else broker.last_error,
         }
 
@@ -164,8 +242,16 @@ class Daemon:
             await self.reloader.stop()
         if self.monitor is not None:
             await self.monitor.stop()
+        if self.intake is not None:
+            self.intake.close("shutting down")
+        if self.recovery is not None:
+            await self.recovery.stop()
         if self.engine is not None and not await self.engine.drain(drain_timeout):
             log.warning("daemon_stop_inflight_left", timeout=drain_timeout)
+        if self.audit is not None:
+            await self.audit.stop()
+        if self.tokens is not None:
+            await self.tokens.stop()
         if self.broker is not None:
             await self.broker.stop()
         if self.ledger is not None:

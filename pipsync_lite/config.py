@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import difflib
 import hashlib
+import ipaddress
 import os
 import re
 from collections.abc import Mapping
@@ -49,6 +50,11 @@ class RateLimit(_Model):
 
     per_minute: int = Field(gt=0)
     burst: int = Field(1, gt=0)
+#: ``server.allowed_ips`` presets: a name standing for a sender's published addresses.
+IP_PRESETS: dict[str, tuple[str, ...]] = {
+    # TradingView's webhook senders (its support page "About webhooks"); IPv4 only.
+    "tradingview": ("52.89.214.238/32", "34.212.75.30/32", "54.218.53.128/32", "52.32.178.7/32"),
+}
 
 
 class ServerConfig(_Model):
@@ -57,6 +63,40 @@ class ServerConfig(_Model):
     webhook_token: SecretStr
     api_token: SecretStr | None = None
     rate_limit: RateLimit | None = None
+    allowed_ips: tuple[str, ...] = ()
+    trust_proxy: int = Field(0, ge=0, le=10)
+    inbound_hmac_secret: SecretStr | None = None
+    signature_tolerance_seconds: int = Field(300, ge=5, le=3600)
+    client_timeout_seconds: Decimal = Field(Decimal(15), gt=0, le=300)
+
+    @field_validator("allowed_ips", mode="before")
+    @classmethod
+    def _ip_list(cls, value: Any) -> Any:
+        return (value,) if isinstance(value, str) else value
+
+    @field_validator("allowed_ips")
+    @classmethod
+    def _ranges(cls, value: tuple[str, ...]) -> tuple[str, ...]:
+        """CIDR ranges, single addresses or preset names; expanded to CIDR ranges here."""
+        ranges: list[str] = []
+        for entry in value:
+            text = str(entry).strip()
+            if text.lower() in IP_PRESETS:
+                ranges.extend(IP_PRESETS[text.lower()])
+                continue
+            try:
+                ranges.append(str(ipaddress.ip_network(text, strict=False)))
+            except ValueError:
+                presets = ", ".join(IP_PRESETS)
+                raise ValueError(f"{text!r} is not an IP address, a CIDR range or a preset ({presets})") from None
+        return tuple(dict.fromkeys(ranges))
+
+    @field_validator("inbound_hmac_secret")
+    @classmethod
+    def _hmac_long_enough(cls, value: SecretStr | None) -> SecretStr | None:
+        if value is not None and len(value.get_secret_value()) < 16:
+            raise ValueError("must be at least 16 characters (use a random string)")
+        return value
 
     @field_validator("webhook_token", "api_token")
     @classmethod
@@ -82,8 +122,11 @@ class CTraderConfig(_Model):
     refresh_token: SecretStr | None = None
     account_id: int = Field(gt=0)
     request_timeout_seconds: Decimal = Field(Decimal(10), gt=0, le=120)
+    on_disconnected: Literal["queue", "reject"] = "queue"
+    max_queue_age_seconds: int = Field(30, ge=0, le=86_400)
+    stop_audit_interval_seconds: Decimal = Field(Decimal(60), ge=0, le=86_400)
 
-    _lower_env = field_validator("environment", mode="before")(_lower)
+    _lower_env = field_validator("environment", "on_disconnected", mode="before")(_lower)
 
     @property
     def resolved_host(self) -> str:
@@ -136,6 +179,7 @@ class Config(_Model):
         values = [
             self.server.webhook_token,
             self.server.api_token,
+            self.server.inbound_hmac_secret,
             self.ctrader.client_secret,
             self.ctrader.access_token,
             self.ctrader.refresh_token,
@@ -145,7 +189,7 @@ class Config(_Model):
     @property
     def version(self) -> str:
         """A short digest of the effective configuration, recorded with every decision."""
-        dumped = self.model_dump_json(exclude={"server": {"webhook_token", "api_token"}})
+        dumped = self.model_dump_json(exclude={"server": {"webhook_token", "api_token", "inbound_hmac_secret"}})
         return hashlib.sha256(dumped.encode()).hexdigest()[:12]
 
 
@@ -218,7 +262,7 @@ def _resolve_paths(data: dict[str, Any], base_dir: Path) -> None:
                 block[key] = str(base_dir / candidate)
 
 
-_SECRET_KEYS = {"webhook_token", "api_token", "client_secret", "access_token", "refresh_token"}
+_SECRET_KEYS = {"webhook_token", "api_token", "inbound_hmac_secret", "client_secret", "access_token", "refresh_token"}
 
 
 def _format_errors(exc: ValidationError) -> list[str]:

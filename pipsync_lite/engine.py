@@ -23,6 +23,7 @@ from collections.abc import Callable
 from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
 from decimal import Decimal
+from functools import partial
 from typing import Any
 
 import structlog
@@ -30,12 +31,14 @@ import structlog
 from pipsync_lite.amends import plan_breakeven, plan_modify
 from pipsync_lite.approvals import SKIPPED_ON_APPROVAL, Approvals
 from pipsync_lite.config import Config
-from pipsync_lite.ctrader.model import Broker, Quote, SymbolInfo
+from pipsync_lite.ctrader.model import Broker, Position, Quote, SymbolInfo
 from pipsync_lite.decision import Market, context_json, inflight_of, judge_entry
 from pipsync_lite.errors import BrokerError, BrokerRejected, BrokerTimeout, SignalError
 from pipsync_lite.events import EventBus
 from pipsync_lite.executor import Executor
 from pipsync_lite.exits import plan_cancel, plan_close, plan_close_all
+from pipsync_lite.intake import Intake, open_at_alert
+from pipsync_lite.journal import bind_signal
 from pipsync_lite.killswitch import KillSwitch
 from pipsync_lite.logs import Redactor
 from pipsync_lite.losses import LossBook, needs_equity
@@ -64,8 +67,8 @@ def utcnow() -> datetime:
 
 @dataclass(frozen=True, slots=True)
 class Outcome:
-    """What the webhook answers. ``kind``: accepted|pending_approval|duplicate|invalid|rejected|
-    unavailable|rate_limited; for approve/reject also not_found|not_pending|expired."""
+    """What the webhook answers. ``kind``: accepted|queued|pending_approval|duplicate|invalid|
+    rejected|unavailable|rate_limited; for approve/reject also not_found|not_pending|expired."""
 
     kind: str
     signal_id: int
@@ -79,7 +82,7 @@ class Outcome:
 
 @dataclass(frozen=True, slots=True)
 class _Decision:
-    status: str  # accepted | pending_approval | rejected | invalid | unavailable
+    status: str  # accepted | queued | pending_approval | rejected | invalid | unavailable
     plan: Plan | None = None
     symbol: str | None = None
     rule: str | None = None
@@ -100,6 +103,7 @@ class Engine:
         *,
         events: EventBus,
         clock: Callable[[], datetime] = utcnow,
+        intake: Intake | None = None,
     ) -> None:
         self._config = config
         self._store = store
@@ -110,6 +114,8 @@ class Engine:
         self._decisions = asyncio.Lock()  # dedupe → guard → insert is one decision
         self._inflight: dict[int, Inflight] = {}  # signal id → entry sent, not answered yet
         self._tasks: set[asyncio.Task[None]] = set()
+        self._running: set[int] = set()  # signal ids whose execution is under way
+        self._intake = intake  # None: no queue, 503 while the broker is down
         self._executor = Executor(store, broker, events, self._redactor)
         self.kill_switch = KillSwitch(store, events)
         self.losses = LossBook(store, broker)
@@ -191,6 +197,9 @@ class Engine:
                 "signal.received", signal_id=signal_id, status=decision.status, action=signal.action.value,
                 symbol=decision.symbol or signal.symbol,
             )
+            if decision.status == "queued":
+                log.info("signal_queued", signal_id=signal_id, action=signal.action.value, reason=decision.reason)
+                return Outcome("queued", signal_id, reason=decision.reason, notes=signal.notes + (decision.reason,))
             if decision.status == "pending_approval":
                 assert decision.limits is not None
                 waiting = await self.approvals.add(signal_id, now, decision.limits.approval_timeout_seconds)
@@ -265,7 +274,65 @@ class Engine:
             )
         )
 
-    async def _decide(self, signal: Signal, now: datetime, skip: frozenset[str] = frozenset()) -> _Decision:
+    async def resume(self, row: dict[str, Any]) -> Outcome:
+        """Decide a stored signal again and execute it: one that waited in the queue, or one
+        acknowledged before a crash that provably never reached the broker. It acts only on
+        the positions that were open when its alert arrived."""
+        signal_id = int(row["id"])
+        received_at = datetime.fromisoformat(row["received_at"])
+        try:
+            signal = parse_signal(row["raw_body"].encode(), received_at)
+        except SignalError as err:  # the stored body is the redacted one
+            reason = self._redactor.text(err.reason)
+            await self._store.update_signal(signal_id, status="invalid", field=err.field, reason=reason)
+            self._events.emit("signal.rejected", signal_id=signal_id, status="invalid", field=err.field, reason=reason)
+            return Outcome("invalid", signal_id, field=err.field, reason=reason)
+        async with self._decisions:
+            if not self._broker.ready:  # gone again: it keeps waiting
+                return Outcome("queued", signal_id, reason="not connected to cTrader")
+            now = self._clock()
+            at_alert = partial(open_at_alert, signal_id=signal_id, received_at=received_at, prefix=self._label_prefix)
+            decision = await self._decide(signal, now, gated=False, only=at_alert)
+            await self._store.update_signal(
+                signal_id, status=decision.status, symbol=decision.symbol or signal.symbol, rule=decision.rule,
+                field=decision.field, reason=decision.reason or None, lots=decision.lots, context=decision.context,
+                config_version=self._config.version,
+            )  # fmt: skip
+            if decision.status == "pending_approval":
+                assert decision.limits is not None
+                await self.approvals.add(signal_id, now, decision.limits.approval_timeout_seconds)
+                return Outcome("pending_approval", signal_id, lots=decision.lots)
+            if decision.plan is None:
+                self._rejected(signal_id, decision, signal.symbol)
+                return Outcome(decision.status, signal_id, decision.rule, decision.field, decision.reason)
+            self._start(signal_id, decision.plan)
+        log.info("signal_resumed", signal_id=signal_id, action=signal.action.value, symbol=decision.symbol, lots=decision.lots)
+        return Outcome("accepted", signal_id, lots=decision.lots)
+
+    @property
+    def _label_prefix(self) -> str:
+        return f"psl-{self._store.instance_id}-"
+
+    def in_flight(self) -> set[int]:
+        """Signals whose execution is running in this process."""
+        return set(self._running)
+
+    async def _decide(
+        self,
+        signal: Signal,
+        now: datetime,
+        skip: frozenset[str] = frozenset(),
+        *,
+        gated: bool = True,
+        only: Callable[[list[Position]], list[Position]] | None = None,
+    ) -> _Decision:
+        if gated and self._intake is not None:
+            admission = await self._intake.admit()
+            if admission == "queue":
+                reason = f"not connected to cTrader: waits up to {self._intake.max_age} s for the broker"
+                return _Decision("queued", reason=reason)
+            if admission == "reject":
+                return _Decision("unavailable", rule="broker_unavailable", reason=f"not connected to cTrader ({self._intake.reason})")
         if not self._broker.ready:
             return _Decision("unavailable", rule="broker_unavailable", reason="not connected to cTrader")
         symbol = self._resolve(signal)
@@ -274,10 +341,10 @@ class Engine:
         name = symbol.name if symbol is not None else None
         limits = self._config.risk.for_symbol(name)
         if signal.action in _ENTRIES and symbol is not None:
-            return await self._entry(signal, symbol, limits, now, skip)
+            return await self._entry(signal, symbol, limits, now, skip, only)
         quote = await self._quote(symbol) if symbol is not None and signal.action in _NEEDS_QUOTE else None
         try:
-            plan = self._plan(signal, symbol, quote)
+            plan = self._plan(signal, symbol, quote, only)
         except SignalError as err:
             return _Decision("invalid", symbol=name, field=err.field, reason=err.reason)
         except PlanRejected as err:
@@ -289,10 +356,16 @@ class Engine:
         return _Decision("accepted", plan=plan, symbol=name, lots=plan.lots, notes=plan.notes, limits=limits)
 
     async def _entry(
-        self, signal: Signal, symbol: SymbolInfo, limits: RiskLimits, now: datetime, skip: frozenset[str]
+        self,
+        signal: Signal,
+        symbol: SymbolInfo,
+        limits: RiskLimits,
+        now: datetime,
+        skip: frozenset[str],
+        only: Callable[[list[Position]], list[Position]] | None = None,
     ) -> _Decision:
         market = await self._market(symbol)
-        view = await self._view(limits, now)
+        view = await self._view(limits, now, only)
         judged = judge_entry(signal, market, view, limits, now, skip=skip)
         return _Decision(
             judged.status, plan=judged.plan if judged.status == "accepted" else None, symbol=symbol.name,
@@ -319,11 +392,14 @@ class Engine:
             return None
         return conversion_rate(conversion, await self._quote(conversion.symbol))
 
-    async def _view(self, limits: RiskLimits, now: datetime) -> AccountView:
+    async def _view(
+        self, limits: RiskLimits, now: datetime, only: Callable[[list[Position]], list[Position]] | None = None
+    ) -> AccountView:
         day = await self.losses.stats(limits, now, equity=needs_equity(limits))
-        return AccountView(
-            self._broker.snapshot(), tuple(self._inflight.values()), day=day, kill=self.kill_switch.state(now)
-        )
+        snapshot = self._broker.snapshot()
+        if only is not None:  # a resumed signal: the positions open at its alert
+            snapshot = dataclasses.replace(snapshot, positions=tuple(only(list(snapshot.positions))))
+        return AccountView(snapshot, tuple(self._inflight.values()), day=day, kill=self.kill_switch.state(now))
 
     def _resolve(self, signal: Signal) -> SymbolInfo | UnknownSymbol | None:
         """The broker's symbol; None when the alert names none (account-wide, or by order_id)."""
@@ -333,10 +409,18 @@ class Engine:
             signal.symbol, self._config.symbols.map, self._broker.symbol, self._broker.symbol_names
         )
 
-    def _plan(self, signal: Signal, symbol: SymbolInfo | None, quote: Quote | None) -> Plan:
+    def _plan(
+        self,
+        signal: Signal,
+        symbol: SymbolInfo | None,
+        quote: Quote | None,
+        only: Callable[[list[Position]], list[Position]] | None = None,
+    ) -> Plan:
         """An exit's or amend's plan, from the broker's positions and orders now (entries are
-        planned by :func:`decision.judge_entry`)."""
+        planned by :func:`decision.judge_entry`); ``only`` narrows the positions."""
         action, positions, orders = signal.action, self._broker.positions(), self._broker.orders()
+        if only is not None:
+            positions = only(positions)
         by_id = self._broker.symbol_by_id
         if action is Action.CLOSE_ALL:
             return plan_close_all(
@@ -381,7 +465,7 @@ class Engine:
             except SignalError as err:
                 await self._settle(signal_id, "rejected", now, rule="approval", reason=f"the stored alert no longer parses: {err.reason}")
                 return Outcome("rejected", signal_id, rule="approval", reason=err.reason)
-            decision = await self._decide(signal, now, skip=SKIPPED_ON_APPROVAL)
+            decision = await self._decide(signal, now, skip=SKIPPED_ON_APPROVAL, gated=False)
             if decision.status == "unavailable":  # still waiting: try again once the broker is back
                 return Outcome("unavailable", signal_id, decision.rule, reason=decision.reason)
             await self.approvals.decide(signal_id, "approved", now)
@@ -464,24 +548,32 @@ class Engine:
     def _start(self, signal_id: int, plan: Plan) -> None:
         if isinstance(plan, EntryPlan):
             self._inflight[signal_id] = inflight_of(plan)
+        self._running.add(signal_id)
         task = asyncio.create_task(self._execute(signal_id, plan), name=f"signal-{signal_id}")
         self._tasks.add(task)
         task.add_done_callback(self._tasks.discard)
+        task.add_done_callback(lambda _: self._running.discard(signal_id))
 
     async def _execute(self, signal_id: int, plan: Plan) -> None:
         structlog.contextvars.bind_contextvars(signal_id=signal_id)
+        bind_signal(signal_id, plan)  # the journal ties each broker request to this signal
         try:
             await self._executor.run(signal_id, plan)
         except BrokerTimeout as err:
             # Sent but unanswered: it may have been filled. Reconciled, never resent.
             await self._store.set_signal_status(signal_id, "unknown", reason=str(err))
             log.warning("signal_outcome_unknown", reason=str(err))
-        except BrokerRejected as err:
-            await self._store.set_signal_status(signal_id, "failed", rule="broker", reason=str(err))
-            log.warning("signal_failed", code=err.code, description=err.description)
         except BrokerError as err:
-            await self._store.set_signal_status(signal_id, "failed", rule="broker_unavailable", reason=str(err))
-            log.warning("signal_failed", reason=str(err))
+            # Every request found the broker unavailable (nothing executed): it waits for the
+            # broker (queue mode, while young); otherwise it failed.
+            if self._intake is not None and await self._intake.requeue(signal_id):
+                pass
+            elif isinstance(err, BrokerRejected):
+                await self._store.set_signal_status(signal_id, "failed", rule="broker", reason=str(err))
+                log.warning("signal_failed", code=err.code, description=err.description)
+            else:
+                await self._store.set_signal_status(signal_id, "failed", rule="broker_unavailable", reason=str(err))
+                log.warning("signal_failed", reason=str(err))
         except Exception:  # a bug must not kill the loop; the signal says what happened
             log.exception("signal_execution_crashed")
             await self._store.set_signal_status(signal_id, "failed", rule="internal_error", reason="internal error")

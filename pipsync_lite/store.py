@@ -32,7 +32,7 @@ MIGRATIONS: tuple[str, ...] = (
         action          TEXT,
         symbol          TEXT,                    -- broker name once resolved
         idempotency_key TEXT,
-        status          TEXT NOT NULL,           -- accepted|rejected|invalid|duplicate|executed|failed|unknown
+        status          TEXT NOT NULL,           -- accepted|queued|rejected|invalid|duplicate|executed|failed|unknown
         rule            TEXT,
         field           TEXT,
         reason          TEXT,
@@ -124,11 +124,40 @@ MIGRATIONS: tuple[str, ...] = (
         decided_at   TEXT
     );
     """,
+    # 3 (issue 6): the journal of broker requests (written before each is sent) and the token pair
+    """
+    CREATE TABLE broker_requests (
+        id                  INTEGER PRIMARY KEY,
+        signal_id           INTEGER REFERENCES signals (id),
+        kind                TEXT NOT NULL,       -- new_order|close|amend_sltp|cancel|amend_order
+        client_order_id     TEXT,
+        position_id         INTEGER,
+        order_id            INTEGER,
+        volume              INTEGER,
+        stop_loss           TEXT,                -- new_order/amend_sltp: the absolute stop asked for
+        relative_stop_loss  INTEGER,             -- new_order: the stop distance sent (1/100000)
+        steps               INTEGER,             -- requests the signal's plan makes (without optional amends)
+        state               TEXT NOT NULL,       -- sent|done|refused|unavailable|unknown|executed|not_executed
+        detail              TEXT,
+        sent_at             TEXT NOT NULL,
+        settled_at          TEXT
+    );
+    CREATE INDEX broker_requests_signal ON broker_requests (signal_id);
+    CREATE INDEX broker_requests_state ON broker_requests (state);
+    CREATE TABLE broker_tokens (
+        account_id     INTEGER PRIMARY KEY,
+        access_token   TEXT NOT NULL,            -- encrypted (key derived from the client secret)
+        refresh_token  TEXT NOT NULL,            -- encrypted
+        obtained_at    TEXT NOT NULL,
+        expires_in     INTEGER,                  -- seconds from obtained_at; NULL = unknown
+        config_digest  TEXT NOT NULL             -- keyed digest of the YAML pair last read
+    );
+    """,
 )
 
 
 #: Statuses of signals that passed the guard: what duplicates are compared with.
-PAST_THE_GUARD = ("accepted", "pending_approval", "executed", "failed", "unknown")
+PAST_THE_GUARD = ("accepted", "pending_approval", "queued", "executed", "failed", "unknown")
 
 
 def utcnow_iso(now: datetime | None = None) -> str:
@@ -189,7 +218,12 @@ class Store:
 
     async def close(self) -> None:
         if self._db is not None:
-            await self._db.execute("PRAGMA wal_checkpoint(TRUNCATE)")
+            try:
+                await self._db.execute("PRAGMA wal_checkpoint(TRUNCATE)")
+            except aiosqlite.OperationalError:
+                # a statement interrupted by cancellation still holds a table; closing the
+                # connection finalizes it and SQLite checkpoints the WAL itself
+                pass
             await self._db.close()
             self._db = None
 

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import asyncio
 import hmac
 from collections.abc import Awaitable, Callable
 from dataclasses import dataclass, field
@@ -10,6 +11,7 @@ from typing import Any
 import structlog
 from aiohttp import web
 
+from pipsync_lite.access import SIGNATURE_HEADER, Access
 from pipsync_lite.engine import Engine, Outcome
 
 log = structlog.get_logger("pipsync_lite.web")
@@ -28,7 +30,11 @@ class WebState:
     readiness: Callable[[], dict[str, Any]]
     ready: Callable[[], bool]
     accepting: bool = True
-    counters: dict[str, int] = field(default_factory=lambda: {"wrong_token": 0})
+    access: Access = field(default_factory=Access)
+    body_timeout: float = 15.0  # seconds to receive a body once its headers arrived
+    counters: dict[str, int] = field(
+        default_factory=lambda: {"wrong_token": 0, "ip_not_allowed": 0, "bad_signature": 0, "slow_body": 0}
+    )
 
 
 STATE = web.AppKey("state", WebState)
@@ -89,19 +95,34 @@ async def api_token_middleware(
 
 async def webhook(request: web.Request) -> web.Response:
     state = request.app[STATE]
+    source_ip = state.access.client_ip(request.remote, request.headers.getall("X-Forwarded-For", []))
+    verdict = state.access.ip_allowed(source_ip)
+    if not verdict.ok:
+        state.counters["ip_not_allowed"] += 1
+        log.info("webhook_ip_not_allowed", source_ip=source_ip)
+        return problem(403, "Forbidden", verdict.reason, kind="ip_not_allowed")
     token = request.match_info["token"]
     if not hmac.compare_digest(token.encode(), state.webhook_token.encode()):
         state.counters["wrong_token"] += 1
         return problem(404, "Not Found")
     if not state.accepting:
         return problem(503, "Service Unavailable", "shutting down; retry later", kind="shutting_down")
-    source_ip = request.remote
     if request.content_length is not None and request.content_length > MAX_BODY:
         return await _too_large(state, request.content_length, source_ip)
     try:
-        body = await request.read()
+        async with asyncio.timeout(state.body_timeout):
+            body = await request.read()
     except web.HTTPRequestEntityTooLarge:
         return await _too_large(state, request.content_length, source_ip)
+    except TimeoutError:
+        state.counters["slow_body"] += 1
+        detail = f"the body did not arrive within {state.body_timeout:g} s"
+        return problem(408, "Request Timeout", detail, kind="slow_body")
+    verdict = state.access.signature_valid(request.headers.get(SIGNATURE_HEADER), body)
+    if not verdict.ok:
+        state.counters["bad_signature"] += 1
+        log.info("webhook_signature_refused", source_ip=source_ip, reason=verdict.reason)
+        return problem(401, "Unauthorized", verdict.reason, kind="signature")
     outcome = await state.engine.receive(body, source_ip=source_ip)
     return answer(outcome)
 
@@ -126,6 +147,9 @@ def answer(outcome: Outcome) -> web.Response:
     if outcome.kind == "rate_limited":
         return problem(429, "Too Many Requests", outcome.reason, kind="rate_limited", rule=outcome.rule,
                        signal_id=outcome.signal_id, retry_after=outcome.retry_after)  # fmt: skip
+    if outcome.kind == "queued":
+        queued: dict[str, Any] = {"signal_id": outcome.signal_id, "status": "queued", "notes": list(outcome.notes)}
+        return web.json_response(queued, status=202)
     if outcome.kind == "duplicate":
         return web.json_response({"signal_id": outcome.signal_id, "status": "duplicate"}, status=200)
     if outcome.kind == "invalid":

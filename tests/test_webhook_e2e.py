@@ -306,7 +306,7 @@ async def test_broker_rejection_is_recorded_with_its_error_code(daemon: Daemon, 
 
 async def test_broker_not_ready_answers_503(start_daemon: StartDaemon, sim: Simulator, http: aiohttp.ClientSession) -> None:
     await sim.stop()
-    daemon = await start_daemon(wait_ready=False)
+    daemon = await start_daemon(wait_ready=False, ctrader={"on_disconnected": "reject"})
     status, body, _ = await post(http, daemon, {"action": "buy", "symbol": "EURUSD"})
     assert status == 503 and body["rule"] == "broker_unavailable"
     async with http.get(f"{daemon.base_url}/readyz") as response:

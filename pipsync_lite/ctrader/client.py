@@ -39,6 +39,7 @@ from pipsync_lite.ctrader.model import (
     AccountType,
     Deal,
     ExecutionKind,
+    OrderDetails,
     OrderRequest,
     OrderResult,
     PendingOrder,
@@ -496,6 +497,17 @@ class CTraderClient:
             else:
                 log.warning("deal_list_millisecond_truncated", timestamp_ms=low, rows=rows)
         return sorted(seen.values(), key=lambda d: (d.execution_timestamp_ms, d.deal_id))
+
+    @_token_refusal_is_unavailable
+    async def order_details(self, order_id: int) -> OrderDetails:
+        """Any order of the account, past ones too, with its deals (label, clientOrderId, type)."""
+        conn = self._session.trading_connection()
+        res = await self._session.call(
+            conn,
+            P.ProtoOAOrderDetailsReq(ctidTraderAccountId=self.settings.account_id, orderId=order_id),
+            P.ProtoOAOrderDetailsRes,
+        )
+        return translate.order_details(res, self._state.digits_of)
 
     @_token_refusal_is_unavailable
     async def unrealized_pnl(self) -> list[UnrealizedPnL]:

@@ -230,6 +230,25 @@ class Execution:
 
 
 @dataclass(frozen=True, slots=True)
+class OrderDetails:
+    """Any order the account ever had (``ProtoOAOrderDetailsRes``), with its deals: how a deal
+    from DealList is tied back to its label / clientOrderId and to what closed a position."""
+
+    order_id: int
+    symbol_id: int
+    side: Side
+    order_type: OrderType | None  # None for STOP_LOSS_TAKE_PROFIT protective orders
+    is_protective: bool
+    closing_order: bool
+    label: str = ""
+    client_order_id: str = ""
+    position_id: int | None = None
+    stop_price: Decimal | None = None
+    limit_price: Decimal | None = None
+    deals: tuple[Deal, ...] = ()
+
+
+@dataclass(frozen=True, slots=True)
 class ConnectionChange:
     """The broker session changed state: ``ready`` is True once authorized with symbols."""
 

@@ -21,6 +21,7 @@ from pipsync_lite.ctrader.model import (
     Deal,
     Execution,
     ExecutionKind,
+    OrderDetails,
     OrderRequest,
     OrderType,
     PendingOrder,
@@ -253,6 +254,26 @@ def execution(event: Message, digits_of: DigitsOf) -> Execution:
         is_server_event=event.isServerEvent,
         order_stop_price=_price(order, "stopPrice", order_digits) if order is not None else None,
         order_limit_price=_price(order, "limitPrice", order_digits) if order is not None else None,
+    )
+
+
+def order_details(res: Message, digits_of: DigitsOf) -> OrderDetails:
+    """A ``ProtoOAOrderDetailsRes`` as OrderDetails."""
+    o = res.order
+    digits = digits_of(o.tradeData.symbolId)
+    return OrderDetails(
+        order_id=o.orderId,
+        symbol_id=o.tradeData.symbolId,
+        side=_SIDE[o.tradeData.tradeSide],
+        order_type=_ORDER_TYPE.get(o.orderType),
+        is_protective=is_protective(o),
+        closing_order=o.closingOrder,
+        label=o.tradeData.label,
+        client_order_id=o.clientOrderId,
+        position_id=o.positionId if o.HasField("positionId") and o.positionId else None,
+        stop_price=_price(o, "stopPrice", digits),
+        limit_price=_price(o, "limitPrice", digits),
+        deals=tuple(deal(d, digits_of) for d in res.deal),
     )
 
 
