@@ -135,7 +135,7 @@ async def test_alerts_during_an_outage_wait_and_go_out_in_order(
         assert again[0] == 202 and dup[0] == 200 and dup[1]["signal_id"] == again[1]["signal_id"]
         await sim.start()
         ids = [b["signal_id"] for _, b, _ in answers]
-        for signal_id in ids:
+        for signal_id in (*ids, again[1]["signal_id"]):
             assert (await final(daemon, signal_id))["status"] == "executed"
         sent = [r.message.clientOrderId for r in sim.requests_named("ProtoOANewOrderReq")]
         assert sent[:3] == [label_of(daemon, i) for i in ids]  # arrival order
