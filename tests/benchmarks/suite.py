@@ -1,0 +1,347 @@
+"""The five benchmarks of issue 8, each measuring its own baseline in the same run.
+
+1. alert → order on the wire, next to the floor; 2. alert → HTTP answer (same runs);
+3. sustained ingest next to hello-world; 4. a burst of orders against the broker's 50/s;
+5. footprint. Each returns table rows; ``__main__`` prints them.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import statistics
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+from tests.benchmarks.harness import (
+    UNPACED,
+    Broker,
+    Load,
+    Spread,
+    Subject,
+    buy,
+    closed_loop,
+    open_loop,
+    settled,
+    unknown_symbol,
+    wait_for_orders,
+)
+
+HEARTBEAT = 51  # ProtoHeartbeatEvent's payload type: not counted by the server's limit
+PACED_WINDOW = 1.025  # the client's sliding window for 50 frames (protocol.Pacer's margin)
+
+
+@dataclass
+class Settings:
+    alerts: int = 1000
+    loads: tuple[int, ...] = (1, 10, 50, 200)
+    under_limit_alerts: int = 400  # open loop at 40/s
+    ingest_seconds: float = 5.0
+    ingest_clients: int = 32
+    ingest_rounds: int = 2
+    burst: int = 500
+    footprint_signals: int = 100_000
+    starts: int = 3
+    loop: str = "asyncio"
+    quick: bool = False
+
+    @classmethod
+    def quick_settings(cls, loop: str = "asyncio") -> Settings:
+        return cls(alerts=40, under_limit_alerts=20, ingest_seconds=0.5, ingest_rounds=1, burst=60,
+                   footprint_signals=300, starts=1, loop=loop, quick=True)
+
+
+@dataclass
+class Rig:
+    """The processes every benchmark shares; started once, stopped at the end."""
+
+    settings: Settings
+    workroot: Path
+    unpaced: Broker
+    paced: Broker
+    subjects: dict[str, Subject] = field(default_factory=dict)
+
+    @classmethod
+    async def start(cls, settings: Settings, workroot: Path) -> Rig:
+        unpaced, paced = await asyncio.gather(Broker.start(workroot, paced=False), Broker.start(workroot, paced=True))
+        return cls(settings, workroot, unpaced, paced)
+
+    async def subject(self, name: str, kind: str, *, paced: bool = False, **spec: Any) -> Subject:
+        if name not in self.subjects:
+            broker = self.paced if paced else self.unpaced
+            full = {"kind": kind, "sim": broker.spec, "loop": self.settings.loop, **spec}
+            if kind == "daemon" and not paced:
+                full["requests_per_second"] = UNPACED
+            self.subjects[name] = await Subject.start(name, full, self.workroot)
+        return self.subjects[name]
+
+    async def stop(self) -> None:
+        await asyncio.gather(*(s.stop() for s in self.subjects.values()))
+        await asyncio.gather(self.unpaced.stop(), self.paced.stop())
+
+
+# -- 1 and 2: latency -----------------------------------------------------------------------
+
+
+@dataclass
+class LatencyRow:
+    load: str
+    subject: str
+    sent: int
+    answered_2xx: int
+    on_wire: int
+    wire: Spread
+    answer: Spread
+    cpu_ms_per_alert: float
+    outcome: str  # how the daemon's signals ended (paced runs: some never left the pacer)
+
+
+async def _measure(rig: Rig, subject: Subject, broker: Broker, load_name: str, run: Any, settle: float) -> LatencyRow:
+    if broker is rig.paced:
+        await asyncio.sleep(1.1)  # the pacer's window empty: earlier runs' orders do not count
+    cpu0 = subject.cpu_s()
+    load: Load = await run(subject)
+    cpu = subject.cpu_s() - cpu0
+    arrived = await wait_for_orders(broker, subject, load, settle)
+    wire, answer = [], []
+    for s in load.samples:
+        if s.status:
+            answer.append(s.answered - s.sent)
+        key = s.signal_key(subject.key_prefix)
+        if key in arrived:
+            wire.append(arrived[key] - s.sent)
+    outcome = ""
+    if subject.key_prefix == "d":
+        await settled(subject, settle)
+        ids = [int(k[1:]) for k in (s.signal_key("d") for s in load.samples) if k]
+        outcome = _outcomes(subject, ids)
+    ok = sum(1 for s in load.samples if 200 <= s.status < 300)
+    return LatencyRow(load_name, subject.name, len(load.samples), ok, len(wire), Spread.of(wire), Spread.of(answer),
+                      cpu * 1000 / max(1, len(load.samples)), outcome)
+
+
+def _outcomes(subject: Subject, ids: list[int]) -> str:
+    if not ids:
+        return ""
+    rows = subject.db_query(
+        "SELECT status, COALESCE(reason, ''), COUNT(*) FROM signals WHERE id BETWEEN ? AND ? GROUP BY 1, 2",
+        (min(ids), max(ids)),
+    )
+    parts = []
+    for status, reason, count in sorted(rows, key=lambda r: -r[2]):
+        short = "rate limit: never sent" if "not sent in time" in reason else reason[:40]
+        parts.append(f"{count} {status}" + (f" ({short})" if short else ""))
+    return ", ".join(parts)
+
+
+def load_name(concurrency: int) -> str:
+    return "sequential" if concurrency == 1 else f"{concurrency} concurrent"
+
+
+async def latency(rig: Rig) -> list[LatencyRow]:
+    s = rig.settings
+    floor = await rig.subject("floor", "floor")
+    fast = await rig.subject("daemon, unpaced", "daemon")
+    paced = await rig.subject("daemon, paced 50/s", "daemon", paced=True)
+    for subject in (floor, fast, paced):  # first alerts subscribe quotes, warm caches
+        await closed_loop(subject, total=20, concurrency=1)
+    await settled(paced, 30)
+    rows: list[LatencyRow] = []
+    for i, concurrency in enumerate(s.loads):
+        name = load_name(concurrency)
+
+        async def run(subject: Subject, c: int = concurrency) -> Load:
+            return await closed_loop(subject, total=s.alerts, concurrency=c)
+
+        pair = [floor, fast] if i % 2 == 0 else [fast, floor]  # alternate who goes first
+        measured = {}
+        for subject in pair:
+            measured[subject.name] = await _measure(rig, subject, rig.unpaced, name, run, 10)
+        rows += [measured[floor.name], measured[fast.name]]
+        rows.append(await _measure(rig, paced, rig.paced, name, run, 40))
+
+    async def steady(subject: Subject) -> Load:
+        return await open_loop(subject, total=s.under_limit_alerts, rate=40)
+
+    rows.append(await _measure(rig, paced, rig.paced, "40/s open loop", steady, 40))
+    return rows
+
+
+# -- 3: sustained ingest --------------------------------------------------------------------
+
+
+@dataclass
+class IngestRow:
+    subject: str
+    expected: int
+    answers: int
+    seconds: float
+    unexpected: dict[int, int]
+    exceptions: int
+    cpu_ms_per_answer: float
+
+    @property
+    def rate(self) -> float:
+        return self.answers / self.seconds if self.seconds else 0.0
+
+
+async def ingest(rig: Rig) -> list[IngestRow]:
+    s = rig.settings
+    cases = [
+        ("hello world (bare aiohttp)", await rig.subject("hello", "hello"), buy, 200),
+        ("floor (insert + frame)", await rig.subject("floor", "floor"), buy, 202),
+        ("daemon, broker path saturated (paced 50/s)", await rig.subject("daemon, paced 50/s", "daemon", paced=True),
+         buy, 202),
+        ("daemon, guard rejects (kill switch)", await rig.subject("daemon, kill switch", "daemon", kill_switch=True),
+         buy, 422),
+        ("daemon, unknown symbol", await rig.subject("daemon, kill switch", "daemon", kill_switch=True),
+         unknown_symbol, 422),
+    ]
+    totals = {name: IngestRow(name, status, 0, 0.0, {}, 0, 0.0) for name, _, _, status in cases}
+    cpu: dict[str, float] = {name: 0.0 for name, *_ in cases}
+    for _ in range(s.ingest_rounds):  # rounds interleave the subjects: background load hits all alike
+        for name, subject, body, status in cases:
+            cpu0 = subject.cpu_s()
+            load = await closed_loop(subject, total=None, concurrency=s.ingest_clients, body=body,
+                                     seconds=s.ingest_seconds)
+            cpu[name] += subject.cpu_s() - cpu0
+            row = totals[name]
+            row.seconds += load.ended - load.started
+            for code, count in load.statuses().items():
+                if code == status:
+                    row.answers += count
+                elif code == 0:
+                    row.exceptions += count
+                else:
+                    row.unexpected[code] = row.unexpected.get(code, 0) + count
+    for name, row in totals.items():
+        row.cpu_ms_per_answer = cpu[name] * 1000 / max(1, row.answers)
+    return list(totals.values())
+
+
+# -- 4: broker pacing -----------------------------------------------------------------------
+
+
+@dataclass
+class PacingResult:
+    orders: int
+    accepted: int
+    on_wire: int
+    rate_limit_errors: int
+    windows: list[int]
+    first_to_last_s: float
+    burst_to_last_s: float
+    max_in_any_second: int
+    outcome: str
+
+    @property
+    def ideal_s(self) -> float:
+        return self.orders / 50
+
+    @property
+    def pacer_bound_s(self) -> float:
+        """First to last order when every window of 1.025 s carries exactly 50."""
+        return (-(-self.orders // 50) - 1) * PACED_WINDOW
+
+
+async def pacing(rig: Rig) -> PacingResult:
+    n = rig.settings.burst
+    daemon = await rig.subject("daemon, paced 50/s", "daemon", paced=True)
+    await settled(daemon, 60)
+    await asyncio.sleep(1.1)  # nothing of earlier runs still queued or in the pacer's window
+    start_log = len(rig.paced.log)
+    load = await closed_loop(daemon, total=n, concurrency=50)
+    arrived = await wait_for_orders(rig.paced, daemon, load, 60)
+    times = sorted(arrived.values())
+    ids = [int(k[1:]) for k in (s.signal_key("d") for s in load.samples) if k]
+    errors = daemon.db_query(
+        "SELECT COUNT(*) FROM orders WHERE signal_id BETWEEN ? AND ? AND error_code = 'REQUEST_FREQUENCY_EXCEEDED'",
+        (min(ids), max(ids)),
+    )[0][0] if ids else 0
+    windows = []
+    if times:
+        t = times[0]
+        while t + 1.0 <= times[-1]:
+            windows.append(sum(1 for x in times if t <= x < t + 1.0))
+            t += 1.0
+    requests = sorted(w for _, ptype, w in rig.paced.log[start_log:] if ptype != HEARTBEAT)
+    busiest, j = 0, 0
+    for i, w in enumerate(requests):
+        while requests[j] <= w - 1.0:
+            j += 1
+        busiest = max(busiest, i - j + 1)
+    return PacingResult(
+        orders=n,
+        accepted=len(ids),
+        on_wire=len(times),
+        rate_limit_errors=errors,
+        windows=windows,
+        first_to_last_s=times[-1] - times[0] if times else float("nan"),
+        burst_to_last_s=times[-1] - load.started if times else float("nan"),
+        max_in_any_second=busiest,
+        outcome=_outcomes(daemon, ids),
+    )
+
+
+# -- 5: footprint ---------------------------------------------------------------------------
+
+
+@dataclass
+class Footprint:
+    spawn_to_ready_s: list[float]
+    start_to_ready_s: list[float]
+    rss_idle_kib: int
+    rss_after: list[tuple[int, int]]  # (signals stored, RSS KiB)
+    db_bytes_per_10k_accepted: float
+    db_bytes_per_10k_rejected: float
+    rejected_signals: int
+
+
+async def footprint(rig: Rig) -> Footprint:
+    s = rig.settings
+    spawn, start = [], []
+    subject: Subject | None = None
+    for i in range(s.starts):  # one at a time, nothing else running
+        subject = await Subject.start(f"daemon start {i}", {"kind": "daemon", "sim": rig.unpaced.spec,
+                                                            "loop": s.loop, "requests_per_second": UNPACED},
+                                      rig.workroot)
+        spawn.append(subject.spawn_to_ready_s)
+        start.append(float(subject.ready["start_to_ready_s"]))
+        if i < s.starts - 1:
+            await subject.stop()
+    assert subject is not None
+    await asyncio.sleep(1.0)
+    idle = subject.rss_kib()
+    checkpoints = sorted({max(1, s.footprint_signals // 10), s.footprint_signals // 2, s.footprint_signals})
+    sent, after = 0, []
+    for target in checkpoints:
+        await closed_loop(subject, total=target - sent, concurrency=10)
+        sent = target
+        await settled(subject, 30)
+        stored = subject.db_query("SELECT COUNT(*) FROM signals")[0][0]
+        after.append((stored, subject.rss_kib()))
+    stored = after[-1][0]
+    await subject.stop()  # checkpoints the WAL into the database file
+    accepted_size = _db_size(Path(subject.ready["db"]))
+    rejected = rig.subjects.get("daemon, kill switch")
+    rejected_per_10k, rejected_count = float("nan"), 0
+    if rejected is not None:
+        rejected_count = rejected.db_query("SELECT COUNT(*) FROM signals")[0][0]
+        await rejected.stop()
+        rejected_per_10k = _db_size(Path(rejected.ready["db"])) / max(1, rejected_count) * 10_000
+    return Footprint(spawn, start, idle, after, accepted_size / max(1, stored) * 10_000, rejected_per_10k,
+                     rejected_count)
+
+
+def _db_size(path: Path) -> int:
+    return sum(p.stat().st_size for p in (path, path.with_name(path.name + "-wal")) if p.exists())
+
+
+def summary(values: list[float]) -> str:
+    if not values:
+        return "-"
+    if len(values) == 1:
+        return f"{values[0]:.2f} s"
+    return f"median {statistics.median(values):.2f} s, max {max(values):.2f} s (of {len(values)})"
+
+
