@@ -25,7 +25,8 @@ NOTES = """\
 Notes. Times are from the request written by the client to (1) the NewOrderReq frame read at the
 broker end (a TLS tap in front of the simulator, in its own process) and (2) the HTTP answer
 read; keep-alive connections, one alert per request; `N concurrent` = N clients each sending
-its next alert when the last was answered (1,000 alerts in all). The floor is a bare aiohttp
+its next alert when the last was answered ({alerts:,} alerts in all); `isolated` = alerts sent 25 ms
+apart whatever the answers do (open loop), as a bot mostly sends them. The floor is a bare aiohttp
 handler doing one durable SQLite insert (WAL, synchronous=FULL) then writing a pre-encoded order
 frame on an authorized TLS socket. `daemon, unpaced` lifts the broker's 50 requests/s (client pacer
 and simulator) to show the software path; `daemon, paced 50/s` is production: past 50 alerts/s
@@ -168,7 +169,8 @@ async def run(settings: Settings, only: set[int]) -> str:
         f"{os.cpu_count()} cores · load average {load_before} at start, {load_average()} at the end · "
         f"{settings.alerts:,} alerts per load"
     )
-    return "\n\n".join([head, *(parts[k] for k in sorted(parts)), NOTES if only & {1, 2} else ""]).rstrip() + "\n"
+    notes = NOTES.format(alerts=settings.alerts) if only & {1, 2} else ""
+    return "\n\n".join([head, *(parts[k] for k in sorted(parts)), notes]).rstrip() + "\n"
 
 
 def main(argv: Sequence[str] | None = None) -> int:

@@ -14,7 +14,7 @@ not the subject. The tap only splits frames, so it keeps up with any subject her
 
 Both print ``READY {json}``, then read commands on stdin; the tap answers ``arrivals`` with one
 JSON line: the requests read since the last call, ``[key, payload type, monotonic]``, where key
-is ``d<signal_id>`` for the daemon's orders (from their label), ``f<n>`` for the floor's (its
+is ``d<instance>-<signal_id>`` for the daemon's orders (from their label), ``f<n>`` for the floor's (its
 clientMsgId), else ``""``.
 """
 
@@ -33,7 +33,7 @@ from pathlib import Path
 from typing import Any
 
 UNPACED = 1_000_000
-_LABEL = re.compile(r"^psl-[0-9a-f]+-(\d+)$")
+_LABEL = re.compile(r"^psl-([0-9a-f]+)-(\d+)$")
 
 
 async def simulator(spec: dict[str, Any]) -> None:
@@ -111,7 +111,7 @@ class Tap:
             if message is not None and message.DESCRIPTOR.name == "ProtoOANewOrderReq":
                 match = _LABEL.match(message.label)
                 cmid = envelope.clientMsgId
-                key = f"d{match.group(1)}" if match else cmid if cmid.startswith("f") else ""
+                key = f"d{match.group(1)}-{match.group(2)}" if match else cmid if cmid.startswith("f") else ""
             found.append([key, envelope.payloadType, when])
         return found
 

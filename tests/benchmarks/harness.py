@@ -169,13 +169,19 @@ class Broker:
 class Subject(Child):
     """The daemon, the floor or hello-world (``subject.py``)."""
 
-    key_prefix = "f"  # how its orders are matched: "d<signal_id>" (daemon) or "f<row>" (floor)
-
     @classmethod
     async def start(cls, name: str, spec: dict[str, Any], workroot: Path) -> Subject:
         subject: Subject = await cls._spawn("subject", name, spec, workroot)
-        subject.key_prefix = "d" if spec["kind"] == "daemon" else "f"
         return subject
+
+    @property
+    def is_daemon(self) -> bool:
+        return "instance" in self.ready
+
+    @property
+    def key_prefix(self) -> str:
+        """How the tap names this subject's orders: ``d<db instance>-<signal_id>`` or ``f<row>``."""
+        return f"d{self.ready['instance']}-" if self.is_daemon else "f"
 
     @property
     def port(self) -> int:
@@ -205,10 +211,14 @@ class Sample:
     body: bytes = b""
     error: str = ""
 
+    @property
+    def signal_id(self) -> int | None:
+        """The id a 202 answer gave the alert."""
+        return int(json.loads(self.body)["signal_id"]) if self.status == 202 else None
+
     def signal_key(self, prefix: str) -> str | None:
-        if self.status != 202:
-            return None
-        return f"{prefix}{json.loads(self.body)['signal_id']}"
+        signal_id = self.signal_id
+        return None if signal_id is None else f"{prefix}{signal_id}"
 
 
 class HttpConnection(asyncio.Protocol):
@@ -383,7 +393,7 @@ async def wait_for_orders(broker: Broker, subject: Subject, load: Load, timeout:
         arrived = await broker.collect()
         if keys <= arrived.keys() or time.monotonic() > deadline:
             break
-        if subject.key_prefix == "d" and not subject.db_query("SELECT 1 FROM signals WHERE status='accepted' LIMIT 1"):
+        if subject.is_daemon and not subject.db_query("SELECT 1 FROM signals WHERE status='accepted' LIMIT 1"):
             arrived = await broker.collect()
             break
         await asyncio.sleep(0.05)

@@ -136,7 +136,8 @@ async def _daemon(spec: dict[str, Any], token: str) -> _Running:
     assert daemon.broker is not None
     if not await daemon.broker.wait_ready(30):
         raise SystemExit(f"broker not ready: {daemon.broker.last_error}")
-    ready = {"port": daemon.port, "db": str(config.storage.path), "start_to_ready_s": time.monotonic() - t0}
+    ready = {"port": daemon.port, "db": str(config.storage.path), "instance": daemon.store.instance_id,
+             "start_to_ready_s": time.monotonic() - t0}
 
     async def stop() -> None:
         await daemon.stop(drain_timeout=float(spec.get("drain_timeout", 2.0)))
