@@ -19,7 +19,14 @@ from datetime import UTC, datetime
 from pathlib import Path
 
 from tests.benchmarks import suite
-from tests.benchmarks.suite import Footprint, IngestRow, LatencyRow, PacingResult, Rig, Settings
+from tests.benchmarks.suite import (
+    Footprint,
+    IngestRow,
+    LatencyRow,
+    PacingResult,
+    Rig,
+    Settings,
+)
 
 NOTES = """\
 Notes. Times are from the request written by the client to (1) the NewOrderReq frame read at the
@@ -149,7 +156,7 @@ async def run(settings: Settings, only: set[int]) -> str:
     workroot = Path(tempfile.mkdtemp(prefix="pipsync-bench-"))
     started = datetime.now(UTC)
     load_before = load_average()
-    rig = await Rig.start(settings, workroot)
+    rig = Rig(settings, workroot)
     parts: dict[int, str] = {}
     try:  # pacing before ingest: ingest leaves the paced daemon a backlog of thousands of orders
         if only & {1, 2}:

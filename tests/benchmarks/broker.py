@@ -46,7 +46,7 @@ async def simulator(spec: dict[str, Any]) -> None:
         cert_dir=Path(tempfile.mkdtemp(prefix="sim-tls-", dir=spec["workdir"])),
         tick_interval=None,
         account_type="netted",
-        balance=Decimal("1000000000000"),
+        balance=Decimal(1000000000000),
         idle_timeout=3600.0,
         requests_per_second=50 if spec.get("paced", True) else UNPACED,
     )

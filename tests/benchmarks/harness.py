@@ -167,7 +167,10 @@ class Broker:
 
 
 class Subject(Child):
-    """The daemon, the floor or hello-world (``subject.py``)."""
+    """The daemon, the floor or hello-world (``subject.py``), and the broker it trades with."""
+
+    broker: Broker | None = None
+    paced: bool = False
 
     @classmethod
     async def start(cls, name: str, spec: dict[str, Any], workroot: Path) -> Subject:

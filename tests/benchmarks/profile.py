@@ -28,7 +28,16 @@ from pathlib import Path
 from typing import Any
 
 from tests.benchmarks.__main__ import fmt, table
-from tests.benchmarks.harness import UNPACED, Broker, Spread, Subject, buy, closed_loop, settled, wait_for_orders
+from tests.benchmarks.harness import (
+    UNPACED,
+    Broker,
+    Spread,
+    Subject,
+    buy,
+    closed_loop,
+    settled,
+    wait_for_orders,
+)
 from tests.benchmarks.suite import Settings
 
 RATE = 1000  # py-spy samples per second
@@ -211,7 +220,7 @@ async def unit_costs(workdir: Path) -> list[tuple[str, float, str]]:
     install_reactor(asyncio.get_running_loop())
     log_file = open(workdir / "unit.log", "a", encoding="utf-8")  # noqa: SIM115
     sim = Simulator(seed=3, cert_dir=workdir / "unit-tls", tick_interval=None, account_type="netted",
-                    balance=Decimal("1000000000"))
+                    balance=Decimal(1000000000))
     await sim.start()
     sim.set_price("EURUSD", bid=Decimal("1.10000"), ask=Decimal("1.10010"))
     config = demo_config(sim, workdir, 0)
@@ -300,7 +309,7 @@ async def _sqlite_variants(workdir: Path, record: Any) -> list[tuple[str, float,
         await db.execute("PRAGMA journal_mode=WAL")
         await db.execute(f"PRAGMA synchronous={sync}")
         await db.execute("CREATE TABLE t (id INTEGER PRIMARY KEY, body TEXT)")
-        cost = await per_await(lambda: db.execute("INSERT INTO t (body) VALUES (?)", (record.raw_body,)))
+        cost = await per_await(lambda db=db: db.execute("INSERT INTO t (body) VALUES (?)", (record.raw_body,)))
         found.append((f"bare aiosqlite insert, WAL, synchronous={sync}", cost,
                       "fsync per commit" if sync == "FULL" else "no fsync: NOT durable, for scale only"))
         await db.close()

@@ -54,31 +54,38 @@ class Settings:
 
 @dataclass
 class Rig:
-    """The processes every benchmark shares; started once, stopped at the end."""
+    """The subjects, each with its own simulator (its own account: the simulator sends every
+    session of an account every execution, so a shared account would make idle subjects work)."""
 
     settings: Settings
     workroot: Path
-    unpaced: Broker
-    paced: Broker
     subjects: dict[str, Subject] = field(default_factory=dict)
-
-    @classmethod
-    async def start(cls, settings: Settings, workroot: Path) -> Rig:
-        unpaced, paced = await asyncio.gather(Broker.start(workroot, paced=False), Broker.start(workroot, paced=True))
-        return cls(settings, workroot, unpaced, paced)
 
     async def subject(self, name: str, kind: str, *, paced: bool = False, **spec: Any) -> Subject:
         if name not in self.subjects:
-            broker = self.paced if paced else self.unpaced
-            full = {"kind": kind, "sim": broker.spec, "loop": self.settings.loop, **spec}
-            if kind == "daemon" and not paced:
-                full["requests_per_second"] = UNPACED
-            self.subjects[name] = await Subject.start(name, full, self.workroot)
+            self.subjects[name] = await self.start_subject(name, kind, paced=paced, **spec)
         return self.subjects[name]
 
+    async def start_subject(self, name: str, kind: str, *, paced: bool = False, **spec: Any) -> Subject:
+        full = {"kind": kind, "loop": self.settings.loop, **spec}
+        broker = None
+        if kind != "hello":
+            broker = await Broker.start(self.workroot, paced=paced)
+            full["sim"] = broker.spec
+        if kind == "daemon" and not paced:
+            full["requests_per_second"] = UNPACED
+        subject = await Subject.start(name, full, self.workroot)
+        subject.broker, subject.paced = broker, paced
+        return subject
+
+    async def retire(self, subject: Subject) -> None:
+        await subject.stop()
+        if subject.broker is not None:
+            await subject.broker.stop()
+        self.subjects = {k: v for k, v in self.subjects.items() if v is not subject}
+
     async def stop(self) -> None:
-        await asyncio.gather(*(s.stop() for s in self.subjects.values()))
-        await asyncio.gather(self.unpaced.stop(), self.paced.stop())
+        await asyncio.gather(*(self.retire(s) for s in list(self.subjects.values())))
 
 
 # -- 1 and 2: latency -----------------------------------------------------------------------
@@ -97,8 +104,10 @@ class LatencyRow:
     outcome: str  # how the daemon's signals ended (paced runs: some never left the pacer)
 
 
-async def _measure(rig: Rig, subject: Subject, broker: Broker, load_name: str, run: Any, settle: float) -> LatencyRow:
-    if broker is rig.paced and not rig.settings.quick:
+async def _measure(rig: Rig, subject: Subject, load_name: str, run: Any, settle: float) -> LatencyRow:
+    broker = subject.broker
+    assert broker is not None
+    if subject.paced and not rig.settings.quick:
         await asyncio.sleep(1.1)  # the pacer's window empty: earlier runs' orders do not count
     cpu0 = subject.cpu_s()
     load: Load = await run(subject)
@@ -159,9 +168,9 @@ async def latency(rig: Rig) -> list[LatencyRow]:
         pair = [floor, fast] if i % 2 == 0 else [fast, floor]  # alternate who goes first
         measured = {}
         for subject in pair:
-            measured[subject.name] = await _measure(rig, subject, rig.unpaced, name, run, 10)
+            measured[subject.name] = await _measure(rig, subject, name, run, 10)
         rows += [measured[floor.name], measured[fast.name]]
-        rows.append(await _measure(rig, paced, rig.paced, name, run, 40))
+        rows.append(await _measure(rig, paced, name, run, 40))
 
     # Alerts one at a time with room between them, as a trading bot mostly sees them: each
     # finds the process idle (no trailing writes of the previous one; cold wake-ups instead).
@@ -169,9 +178,9 @@ async def latency(rig: Rig) -> list[LatencyRow]:
         return await open_loop(subject, total=s.isolated_alerts, rate=ISOLATED_RATE)
 
     name = f"isolated ({ISOLATED_RATE}/s)"
-    rows.append(await _measure(rig, floor, rig.unpaced, name, spaced, 10))
-    rows.append(await _measure(rig, fast, rig.unpaced, name, spaced, 10))
-    rows.append(await _measure(rig, paced, rig.paced, name, spaced, 40))
+    rows.append(await _measure(rig, floor, name, spaced, 10))
+    rows.append(await _measure(rig, fast, name, spaced, 10))
+    rows.append(await _measure(rig, paced, name, spaced, 40))
     return rows
 
 
@@ -256,11 +265,13 @@ class PacingResult:
 async def pacing(rig: Rig) -> PacingResult:
     n = rig.settings.burst
     daemon = await rig.subject("daemon, paced 50/s", "daemon", paced=True)
+    broker = daemon.broker
+    assert broker is not None
     await settled(daemon, 60)
     await asyncio.sleep(1.1)  # nothing of earlier runs still queued or in the pacer's window
-    start_log = len(rig.paced.log)
+    start_log = len(broker.log)
     load = await closed_loop(daemon, total=n, concurrency=50)
-    arrived = await wait_for_orders(rig.paced, daemon, load, 60)
+    arrived = await wait_for_orders(broker, daemon, load, 60)
     times = sorted(arrived.values())
     ids = [i for i in (s.signal_id for s in load.samples) if i is not None]
     errors = daemon.db_query(
@@ -273,7 +284,7 @@ async def pacing(rig: Rig) -> PacingResult:
         while t + 1.0 <= times[-1]:
             windows.append(sum(1 for x in times if t <= x < t + 1.0))
             t += 1.0
-    requests = sorted(w for _, ptype, w in rig.paced.log[start_log:] if ptype != HEARTBEAT)
+    requests = sorted(w for _, ptype, w in broker.log[start_log:] if ptype != HEARTBEAT)
     busiest, j = 0, 0
     for i, w in enumerate(requests):
         while requests[j] <= w - 1.0:
@@ -308,17 +319,23 @@ class Footprint:
 
 async def footprint(rig: Rig) -> Footprint:
     s = rig.settings
+    rejected_per_10k, rejected_count = float("nan"), 0
+    rejected = rig.subjects.get("daemon, kill switch")
+    if rejected is not None:  # ingest stored its guard-rejected signals
+        rejected_count = rejected.db_query("SELECT COUNT(*) FROM signals")[0][0]
+        await rig.retire(rejected)  # checkpoints the WAL into the database file
+        rejected_per_10k = _db_size(Path(rejected.ready["db"])) / max(1, rejected_count) * 10_000
+    await rig.stop()  # nothing else running from here on
     spawn, start = [], []
     subject: Subject | None = None
-    for i in range(s.starts):  # one at a time, nothing else running
-        subject = await Subject.start(f"daemon start {i}", {"kind": "daemon", "sim": rig.unpaced.spec,
-                                                            "loop": s.loop, "requests_per_second": UNPACED},
-                                      rig.workroot)
+    for i in range(s.starts):
+        subject = await rig.start_subject(f"daemon start {i}", "daemon")
         spawn.append(subject.spawn_to_ready_s)
         start.append(float(subject.ready["start_to_ready_s"]))
         if i < s.starts - 1:
-            await subject.stop()
+            await rig.retire(subject)
     assert subject is not None
+    rig.subjects[subject.name] = subject
     await asyncio.sleep(1.0)
     idle = subject.rss_kib()
     checkpoints = sorted({max(1, s.footprint_signals // 10), s.footprint_signals // 2, s.footprint_signals})
@@ -329,17 +346,9 @@ async def footprint(rig: Rig) -> Footprint:
         await settled(subject, 30)
         stored = subject.db_query("SELECT COUNT(*) FROM signals")[0][0]
         after.append((stored, subject.rss_kib()))
-    stored = after[-1][0]
-    await subject.stop()  # checkpoints the WAL into the database file
-    accepted_size = _db_size(Path(subject.ready["db"]))
-    rejected = rig.subjects.get("daemon, kill switch")
-    rejected_per_10k, rejected_count = float("nan"), 0
-    if rejected is not None:
-        rejected_count = rejected.db_query("SELECT COUNT(*) FROM signals")[0][0]
-        await rejected.stop()
-        rejected_per_10k = _db_size(Path(rejected.ready["db"])) / max(1, rejected_count) * 10_000
-    return Footprint(spawn, start, idle, after, accepted_size / max(1, stored) * 10_000, rejected_per_10k,
-                     rejected_count)
+    await rig.retire(subject)
+    accepted = _db_size(Path(subject.ready["db"])) / max(1, after[-1][0]) * 10_000
+    return Footprint(spawn, start, idle, after, accepted, rejected_per_10k, rejected_count)
 
 
 def _db_size(path: Path) -> int:
