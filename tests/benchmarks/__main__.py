@@ -136,7 +136,9 @@ def footprint_table(f: Footprint) -> str:
         ["process start → ready (interpreter, imports, broker session)", suite.summary(f.spawn_to_ready_s)],
         ["Daemon.start() → broker ready", suite.summary(f.start_to_ready_s)],
         ["RSS idle (ready, no alert yet)", f"{f.rss_idle_kib / 1024:.1f} MiB"],
-        *[[f"RSS after {n:,} signals", f"{kib / 1024:.1f} MiB"] for n, kib in f.rss_after],
+        *[[f"RSS after {n:,} signals (trade log caught up)", f"{kib / 1024:.1f} MiB"] for n, kib in f.rss_after],
+        *[[f"trade-log backlog when {n:,} signals had settled", f"{behind:,} fills, written {seconds:.1f} s later"]
+          for (n, _), (behind, seconds) in zip(f.rss_after, f.ledger_lag)],
         ["database per 10k accepted signals (signal + order + deal rows)",
          f"{f.db_bytes_per_10k_accepted / 1e6:.2f} MB"],
         [f"database per 10k guard-rejected signals ({f.rejected_signals:,} stored)",

@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import asyncio
 import statistics
+import time
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -315,6 +316,7 @@ class Footprint:
     db_bytes_per_10k_accepted: float
     db_bytes_per_10k_rejected: float
     rejected_signals: int
+    ledger_lag: list[tuple[int, float]]  # per checkpoint: fills not yet logged, seconds to catch up
 
 
 async def footprint(rig: Rig) -> Footprint:
@@ -339,16 +341,30 @@ async def footprint(rig: Rig) -> Footprint:
     await asyncio.sleep(1.0)
     idle = subject.rss_kib()
     checkpoints = sorted({max(1, s.footprint_signals // 10), s.footprint_signals // 2, s.footprint_signals})
-    sent, after = 0, []
+    sent, after, lags = 0, [], []
     for target in checkpoints:
         await closed_loop(subject, total=target - sent, concurrency=10)
         sent = target
         await settled(subject, 30)
+        lags.append(await _ledger_catch_up(subject))
         stored = subject.db_query("SELECT COUNT(*) FROM signals")[0][0]
         after.append((stored, subject.rss_kib()))
     await rig.retire(subject)
     accepted = _db_size(Path(subject.ready["db"])) / max(1, after[-1][0]) * 10_000
-    return Footprint(spawn, start, idle, after, accepted, rejected_per_10k, rejected_count)
+    return Footprint(spawn, start, idle, after, accepted, rejected_per_10k, rejected_count, lags)
+
+
+async def _ledger_catch_up(subject: Subject, timeout: float = 300) -> tuple[int, float]:
+    """Fills the trade log had not yet written when the signals settled, and the seconds it
+    took to write them (every executed signal is one deal on the netted account)."""
+    def lag() -> int:
+        return int(subject.db_query("SELECT (SELECT COUNT(*) FROM signals WHERE status = 'executed') "
+                                    "- (SELECT COUNT(*) FROM deals)")[0][0])
+
+    behind, t0 = lag(), time.monotonic()
+    while lag() > 0 and time.monotonic() - t0 < timeout:
+        await asyncio.sleep(0.1)
+    return behind, time.monotonic() - t0
 
 
 def _db_size(path: Path) -> int:
