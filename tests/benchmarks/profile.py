@@ -333,9 +333,10 @@ async def _sqlite_variants(workdir: Path, record: Any) -> list[tuple[str, float,
 # -- uvloop ---------------------------------------------------------------------------------
 
 
-async def uvloop_check(broker: Broker, workroot: Path, alerts: int) -> list[list[str]]:
+async def uvloop_check(workroot: Path, alerts: int) -> list[list[str]]:
+    brokers = {loop: await Broker.start(workroot, paced=False) for loop in ("asyncio", "uvloop")}
     subjects = {
-        loop: await Subject.start(f"daemon on {loop}", {"kind": "daemon", "sim": broker.spec, "loop": loop,
+        loop: await Subject.start(f"daemon on {loop}", {"kind": "daemon", "sim": brokers[loop].spec, "loop": loop,
                                                         "requests_per_second": UNPACED}, workroot)
         for loop in ("asyncio", "uvloop")
     }
@@ -346,7 +347,7 @@ async def uvloop_check(broker: Broker, workroot: Path, alerts: int) -> list[list
         results: dict[str, list[tuple[dict[str, float], Spread]]] = {k: [] for k in subjects}
         for _ in range(3):
             for loop, s in subjects.items():
-                results[loop].append(await sequential_costs(s, broker, alerts))
+                results[loop].append(await sequential_costs(s, brokers[loop], alerts))
         for loop, s in subjects.items():
             await settled(s, 10)
             executed = s.db_query("SELECT COUNT(*) FROM signals WHERE status='executed'")[0][0]
@@ -358,6 +359,8 @@ async def uvloop_check(broker: Broker, workroot: Path, alerts: int) -> list[list
     finally:
         for s in subjects.values():
             await s.stop()
+        for b in brokers.values():
+            await b.stop()
     return rows
 
 
@@ -388,7 +391,7 @@ async def main(out: Path, settings: Settings) -> int:
         costs = await unit_costs(workroot)
         lines += ["", "### Unit costs (in process, µs per call)", "",
                   table(["step", "µs", "where"], [[name, fmt(us, 1), where] for name, us, where in costs])]
-        rows = await uvloop_check(broker, workroot, 100 if settings.quick else 500)
+        rows = await uvloop_check(workroot, 100 if settings.quick else 500)
         lines += ["", "### uvloop vs asyncio (daemon process, sequential, median of 3 interleaved runs)", "",
                   table(["loop", "signals", "wire p50 ms", "wire p99 ms", "CPU ms/alert"], rows)]
     finally:
