@@ -291,12 +291,17 @@ def post_request(port: int, path: str, body: bytes) -> bytes:
 Bodies = Callable[[int], bytes]
 
 
+# Every body differs, as a TradingView alert carrying {{timenow}} does: the daemon answers the
+# same body again within risk.dedupe_window_seconds as a duplicate (200) and sends nothing.
+_bodies = itertools.count()
+
+
 def buy(i: int) -> bytes:
-    return b'{"action": "buy", "symbol": "EURUSD", "lots": 0.01}'
+    return b'{"action": "buy", "symbol": "EURUSD", "lots": 0.01, "comment": "bench %d"}' % next(_bodies)
 
 
 def unknown_symbol(i: int) -> bytes:
-    return b'{"action": "buy", "symbol": "XAUEUR7", "lots": 0.01}'
+    return b'{"action": "buy", "symbol": "XAUEUR7", "lots": 0.01, "comment": "bench %d"}' % next(_bodies)
 
 
 # -- load shapes ----------------------------------------------------------------------------

@@ -18,6 +18,7 @@ import json
 import os
 import re
 import shutil
+import signal
 import sqlite3
 import sys
 import tempfile
@@ -68,6 +69,13 @@ STEPS = (
     "Engine.receive (pipsync_lite/engine.py)",
     "parse_signal (pipsync_lite/signals.py)",
     "Engine._decide (pipsync_lite/engine.py)",
+    "Engine._duplicate_of (pipsync_lite/engine.py)",
+    "Engine._market (pipsync_lite/engine.py)",
+    "Engine._view (pipsync_lite/engine.py)",
+    "LossBook.stats (pipsync_lite/losses.py)",
+    "LossBook._closed (pipsync_lite/losses.py)",
+    "LossBook._trades (pipsync_lite/losses.py)",
+    "judge_entry (pipsync_lite/decision.py)",
     "Config.version (pipsync_lite/config.py)",
     "Engine._redacted_fields (pipsync_lite/engine.py)",
     "Store.insert_signal (pipsync_lite/store.py)",
@@ -137,17 +145,20 @@ def per_alert_us(samples: int, alerts: int) -> float:
     return samples / RATE / max(1, alerts) * 1e6
 
 
-async def py_spy(subject: Subject, workdir: Path, seconds: float) -> Sampled:
+async def py_spy(subject: Subject, workdir: Path, alerts: int) -> Sampled:
+    """Sample the subject (only the thread holding the GIL: Python on CPU) over ``alerts``
+    sequential alerts; py-spy writes its samples when interrupted."""
     raw = workdir / "pyspy-raw.txt"
     spy = await asyncio.create_subprocess_exec(
         _py_spy(), "record", "--pid", str(subject.process.pid), "--rate", str(RATE),
-        "--format", "raw", "--threads", "--gil", "--nonblocking", "--duration", str(int(seconds) + 2), "-o", str(raw),
+        "--format", "raw", "--threads", "--gil", "--nonblocking", "--duration", "3600", "-o", str(raw),
         stdout=asyncio.subprocess.DEVNULL, stderr=asyncio.subprocess.DEVNULL,
     )
-    await asyncio.sleep(1.0)  # py-spy attached
-    load = await closed_loop(subject, total=None, concurrency=1, seconds=seconds)
+    await asyncio.sleep(1.0)  # py-spy attached; idle samples are not recorded
+    load = await closed_loop(subject, total=alerts, concurrency=1)
+    spy.send_signal(signal.SIGINT)
     await spy.wait()
-    return aggregate(raw, len(load.samples), seconds)
+    return aggregate(raw, len(load.samples), load.ended - load.started)
 
 
 def _py_spy() -> str:
@@ -370,21 +381,22 @@ async def uvloop_check(workroot: Path, alerts: int) -> list[list[str]]:
 async def main(out: Path, settings: Settings) -> int:
     out.mkdir(parents=True, exist_ok=True)
     workroot = Path(tempfile.mkdtemp(prefix="pipsync-profile-"))
-    seconds = 3.0 if settings.quick else 10.0
+    alerts = 100 if settings.quick else 500
     broker = await Broker.start(workroot, paced=False)
     lines = [f"## Profile of the alert → order path (sequential alerts, unpaced), {time.strftime('%Y-%m-%d')}"]
     try:
         daemon = await Subject.start("daemon", {"kind": "daemon", "sim": broker.spec, "loop": settings.loop,
                                                 "requests_per_second": UNPACED}, workroot)
         await closed_loop(daemon, total=50, concurrency=1)
-        cpu, wire = await sequential_costs(daemon, broker, 200 if settings.quick else 1000)
-        lines += ["", f"CPU per alert: event-loop thread {fmt(cpu['main'], 2)} ms, other threads "
-                      f"{fmt(cpu['others'], 2)} ms (aiosqlite's worker: statements and fsync); "
-                      f"wire p50 {fmt(wire.p50, 2)} ms"]
-        sampled = await py_spy(daemon, out, seconds)
-        lines += _sampled_tables(sampled)
+        await settled(daemon, 10)
+        sampled = await py_spy(daemon, out, alerts)
+        lines += _sampled_tables(sampled, deals_before=50)
+        cpu, wire = await sequential_costs(daemon, broker, alerts)
+        lines += ["", f"Then {alerts} more (the day's deals {50 + alerts:,} → {50 + 2 * alerts:,}), CPU per alert "
+                      f"from /proc: event-loop thread {fmt(cpu['main'], 2)} ms, other threads {fmt(cpu['others'], 2)} "
+                      f"ms (aiosqlite's worker: statements, fsync); order on the wire p50 {fmt(wire.p50, 2)} ms"]
         await daemon.command("profile_start", "PROFILING")
-        await closed_loop(daemon, total=None, concurrency=1, seconds=seconds / 2)
+        await closed_loop(daemon, total=alerts, concurrency=1)
         await daemon.command(f"profile_stop {out / 'pyinstrument'}", "PROFILED")
         await daemon.stop()
         lines += ["", f"pyinstrument: {out / 'pyinstrument.txt'} and .html"]
@@ -403,13 +415,14 @@ async def main(out: Path, settings: Settings) -> int:
     return 0
 
 
-def _sampled_tables(s: Sampled) -> list[str]:
+def _sampled_tables(s: Sampled, deals_before: int) -> list[str]:
     threads = [[k, fmt(per_alert_us(v, s.alerts), 0)] for k, v in sorted(s.threads.items())]
     libraries = [[k, fmt(per_alert_us(v, s.alerts), 0)] for k, v in s.libraries.most_common()]
     steps = [[k, fmt(per_alert_us(s.steps[k], s.alerts), 0)] for k in STEPS]
     top = [[k, fmt(per_alert_us(v, s.alerts), 0)] for k, v in s.self_top]
     return [
-        "", f"### py-spy, {s.alerts} alerts in {s.seconds:g} s (samples while not idle, µs per alert)", "",
+        "", f"### py-spy: {s.alerts} sequential alerts in {s.seconds:.1f} s, the day's deals {deals_before:,} → "
+            f"{deals_before + s.alerts:,} (samples of the thread holding the GIL, µs per alert)", "",
         table(["thread", "µs/alert"], threads), "",
         "Event-loop thread, by library (leaf-most frame):", "", table(["library", "µs/alert"], libraries), "",
         "Event-loop thread, the path's steps (inclusive):", "", table(["function", "µs/alert"], steps), "",

@@ -42,15 +42,18 @@ class Settings:
     ingest_clients: int = 32
     ingest_rounds: int = 2
     burst: int = 500
-    footprint_signals: int = 100_000
+    footprint_accepted: int = 10_000  # traded alerts (each costs more than the last: see footprint)
+    footprint_signals: int = 100_000  # stored signals in all (the rest: unknown symbol, 422)
     starts: int = 3
+    fresh_daemons: bool = True  # a new daemon per load in 1 and 2 (see _fresh_daemons)
     loop: str = "asyncio"
     quick: bool = False
 
     @classmethod
     def quick_settings(cls, loop: str = "asyncio") -> Settings:
         return cls(alerts=30, isolated_alerts=10, ingest_seconds=0.3, ingest_rounds=1, burst=60,
-                   footprint_signals=200, starts=1, loop=loop, quick=True)
+                   footprint_accepted=50, footprint_signals=100, starts=1, fresh_daemons=False, loop=loop,
+                   quick=True)
 
 
 @dataclass
@@ -149,23 +152,37 @@ def load_name(concurrency: int) -> str:
     return "sequential" if concurrency == 1 else f"{concurrency} concurrent"
 
 
-async def latency(rig: Rig) -> list[LatencyRow]:
-    s = rig.settings
-    floor, fast, paced = await asyncio.gather(
-        rig.subject("floor", "floor"),
-        rig.subject("daemon, unpaced", "daemon"),
-        rig.subject("daemon, paced 50/s", "daemon", paced=True),
+async def _fresh_daemons(rig: Rig) -> tuple[Subject, Subject]:
+    """An unpaced and a paced daemon with empty databases, warmed up (quotes subscribed).
+
+    Fresh for every load: the guard's day statistics read every deal of the trading day on each
+    entry, so a daemon's cost per alert grows with the alerts it already traded today (see 5);
+    every row then starts from the same empty day."""
+    fast, paced = await asyncio.gather(
+        rig.start_subject("daemon, unpaced", "daemon"),
+        rig.start_subject("daemon, paced 50/s", "daemon", paced=True),
     )
-    for subject in (floor, fast, paced):  # first alerts subscribe quotes, warm caches
+    for subject in (fast, paced):
         await closed_loop(subject, total=20, concurrency=1)
     await settled(paced, 30)
+    return fast, paced
+
+
+async def latency(rig: Rig) -> list[LatencyRow]:
+    s = rig.settings
+    floor = await rig.subject("floor", "floor")
+    await closed_loop(floor, total=20, concurrency=1)
     rows: list[LatencyRow] = []
+    fast, paced = await _fresh_daemons(rig)
     for i, concurrency in enumerate(s.loads):
         name = load_name(concurrency)
 
         async def run(subject: Subject, c: int = concurrency) -> Load:
             return await closed_loop(subject, total=s.alerts, concurrency=c)
 
+        if i and s.fresh_daemons:
+            await asyncio.gather(rig.retire(fast), rig.retire(paced))
+            fast, paced = await _fresh_daemons(rig)
         pair = [floor, fast] if i % 2 == 0 else [fast, floor]  # alternate who goes first
         measured = {}
         for subject in pair:
@@ -179,9 +196,13 @@ async def latency(rig: Rig) -> list[LatencyRow]:
         return await open_loop(subject, total=s.isolated_alerts, rate=ISOLATED_RATE)
 
     name = f"isolated ({ISOLATED_RATE}/s)"
+    if s.fresh_daemons:
+        await asyncio.gather(rig.retire(fast), rig.retire(paced))
+        fast, paced = await _fresh_daemons(rig)
     rows.append(await _measure(rig, floor, name, spaced, 10))
     rows.append(await _measure(rig, fast, name, spaced, 10))
     rows.append(await _measure(rig, paced, name, spaced, 40))
+    await asyncio.gather(rig.retire(fast), rig.retire(paced))
     return rows
 
 
@@ -268,6 +289,7 @@ async def pacing(rig: Rig) -> PacingResult:
     daemon = await rig.subject("daemon, paced 50/s", "daemon", paced=True)
     broker = daemon.broker
     assert broker is not None
+    await closed_loop(daemon, total=5, concurrency=1)  # quotes subscribed
     await settled(daemon, 60)
     await asyncio.sleep(1.1)  # nothing of earlier runs still queued or in the pacer's window
     start_log = len(broker.log)
@@ -308,25 +330,41 @@ async def pacing(rig: Rig) -> PacingResult:
 
 
 @dataclass
+class Phase:
+    """A stretch of the footprint run: alerts of one kind, and what they cost."""
+
+    kind: str  # "accepted" (traded) or "stored" (unknown symbol: stored, answered 422)
+    signals_before: int
+    signals_after: int
+    cpu_ms_per_alert: float
+    alerts_per_s: float
+    rss_kib: int  # after it, the trade log caught up
+    ledger_behind: int = 0  # fills not yet logged when the signals had settled
+    ledger_catch_up_s: float = 0.0
+
+
+@dataclass
 class Footprint:
     spawn_to_ready_s: list[float]
     start_to_ready_s: list[float]
     rss_idle_kib: int
-    rss_after: list[tuple[int, int]]  # (signals stored, RSS KiB)
-    db_bytes_per_10k_accepted: float
-    db_bytes_per_10k_rejected: float
-    rejected_signals: int
-    ledger_lag: list[tuple[int, float]]  # per checkpoint: fills not yet logged, seconds to catch up
+    phases: list[Phase]
+    bytes_per_10k_accepted: float
+    bytes_per_10k_stored: float
+    bytes_per_10k_guard_rejected: float
+    guard_rejected_signals: int
 
 
 async def footprint(rig: Rig) -> Footprint:
+    """Start-to-ready, then one daemon through ``footprint_accepted`` traded alerts in five
+    steps (CPU per alert as the day's deals accumulate), then unknown-symbol alerts (parsed,
+    stored durably, answered 422) up to ``footprint_signals`` stored signals."""
     s = rig.settings
-    rejected_per_10k, rejected_count = float("nan"), 0
+    guard_per_10k, guard_count = float("nan"), 0
     rejected = rig.subjects.get("daemon, kill switch")
     if rejected is not None:  # ingest stored its guard-rejected signals
-        rejected_count = rejected.db_query("SELECT COUNT(*) FROM signals")[0][0]
-        await rig.retire(rejected)  # checkpoints the WAL into the database file
-        rejected_per_10k = _db_size(Path(rejected.ready["db"])) / max(1, rejected_count) * 10_000
+        guard_count = rejected.db_query("SELECT COUNT(*) FROM signals")[0][0]
+        guard_per_10k = _logical_size(rejected) / max(1, guard_count) * 10_000
     await rig.stop()  # nothing else running from here on
     spawn, start = [], []
     subject: Subject | None = None
@@ -340,18 +378,38 @@ async def footprint(rig: Rig) -> Footprint:
     rig.subjects[subject.name] = subject
     await asyncio.sleep(1.0)
     idle = subject.rss_kib()
-    checkpoints = sorted({max(1, s.footprint_signals // 10), s.footprint_signals // 2, s.footprint_signals})
-    sent, after, lags = 0, [], []
-    for target in checkpoints:
-        await closed_loop(subject, total=target - sent, concurrency=10)
-        sent = target
-        await settled(subject, 30)
-        lags.append(await _ledger_catch_up(subject))
-        stored = subject.db_query("SELECT COUNT(*) FROM signals")[0][0]
-        after.append((stored, subject.rss_kib()))
+    phases: list[Phase] = []
+    step = max(1, s.footprint_accepted // 5)
+    for _ in range(5):
+        phases.append(await _phase(subject, "accepted", step, buy))
+    accepted_size, accepted = _logical_size(subject), phases[-1].signals_after
+    rest = max(0, s.footprint_signals - accepted)
+    for _ in range(5 if rest else 0):
+        phases.append(await _phase(subject, "stored", rest // 5, unknown_symbol))
+    stored = phases[-1].signals_after - accepted
+    stored_per_10k = (_logical_size(subject) - accepted_size) / max(1, stored) * 10_000 if stored else float("nan")
     await rig.retire(subject)
-    accepted = _db_size(Path(subject.ready["db"])) / max(1, after[-1][0]) * 10_000
-    return Footprint(spawn, start, idle, after, accepted, rejected_per_10k, rejected_count, lags)
+    return Footprint(spawn, start, idle, phases, accepted_size / max(1, accepted) * 10_000, stored_per_10k,
+                     guard_per_10k, guard_count)
+
+
+async def _phase(subject: Subject, kind: str, alerts: int, body: Any) -> Phase:
+    before = subject.db_query("SELECT COUNT(*) FROM signals")[0][0]
+    cpu0 = subject.cpu_s()
+    load = await closed_loop(subject, total=alerts, concurrency=10, body=body)
+    cpu = subject.cpu_s() - cpu0
+    await settled(subject, 120)
+    behind, catch_up = await _ledger_catch_up(subject) if kind == "accepted" else (0, 0.0)
+    after = subject.db_query("SELECT COUNT(*) FROM signals")[0][0]
+    return Phase(kind, before, after, cpu * 1000 / max(1, alerts), alerts / max(1e-9, load.ended - load.started),
+                 subject.rss_kib(), behind, catch_up)
+
+
+def _logical_size(subject: Subject) -> int:
+    """The database's size as its readers see it (WAL frames included, nothing checkpointed)."""
+    page_count = subject.db_query("PRAGMA page_count")[0][0]
+    page_size = subject.db_query("PRAGMA page_size")[0][0]
+    return int(page_count) * int(page_size)
 
 
 async def _ledger_catch_up(subject: Subject, timeout: float = 300) -> tuple[int, float]:
@@ -365,10 +423,6 @@ async def _ledger_catch_up(subject: Subject, timeout: float = 300) -> tuple[int,
     while lag() > 0 and time.monotonic() - t0 < timeout:
         await asyncio.sleep(0.1)
     return behind, time.monotonic() - t0
-
-
-def _db_size(path: Path) -> int:
-    return sum(p.stat().st_size for p in (path, path.with_name(path.name + "-wal")) if p.exists())
 
 
 def summary(values: list[float]) -> str:
