@@ -5,22 +5,28 @@ from __future__ import annotations
 import asyncio
 from collections.abc import Callable
 from datetime import datetime
+from decimal import Decimal
 from pathlib import Path
 from typing import Any
 
 import structlog
 from aiohttp import web
 
-from pipsync_lite import logs
+from pipsync_lite import api, logs, status_page, tokens
 from pipsync_lite.config import Config, redacted
+from pipsync_lite.ctrader import units
 from pipsync_lite.ctrader.bridge import install_reactor
 from pipsync_lite.ctrader.client import CTraderClient
 from pipsync_lite.ctrader.model import BrokerEvent, ConnectionChange
 from pipsync_lite.ctrader.settings import ClientSettings
 from pipsync_lite.engine import Engine, utcnow
+from pipsync_lite.errors import ConfigError
 from pipsync_lite.events import EventBus
 from pipsync_lite.ledger import Ledger
+from pipsync_lite.logs import Redactor
+from pipsync_lite.metrics import Metrics, TimedBroker
 from pipsync_lite.monitor import RiskMonitor
+from pipsync_lite.notify import Notifier
 from pipsync_lite.reload import Change, Reloader
 from pipsync_lite.store import Store
 from pipsync_lite.web import WebState, make_app
@@ -28,7 +34,7 @@ from pipsync_lite.web import WebState, make_app
 log = structlog.get_logger("pipsync_lite.app")
 
 
-def client_settings(config: Config) -> ClientSettings:
+def client_settings(config: Config, pair: tokens.TokenPair) -> ClientSettings:
     c = config.ctrader
     return ClientSettings(
         host=c.resolved_host,
@@ -36,11 +42,15 @@ def client_settings(config: Config) -> ClientSettings:
         ca_file=c.ca_file,
         client_id=c.client_id,
         client_secret=c.client_secret.get_secret_value(),
-        access_token=c.access_token.get_secret_value(),
-        refresh_token=c.refresh_token.get_secret_value() if c.refresh_token else "",
+        access_token=pair.access_token,
+        refresh_token=pair.refresh_token,
+        access_token_expires_at=pair.expires_at,
         account_id=c.account_id,
         request_timeout=float(c.request_timeout_seconds),
     )
+
+
+NO_TOKEN = "ctrader.access_token: no access token in the YAML or the database: run `pipsync-lite auth`"
 
 
 class Daemon:
@@ -54,9 +64,13 @@ class Daemon:
         config_path: Path | None = None,
         monitor_interval: float = 1.0,
         reload_poll: float = 0.5,
+        notify_backoff: float = 10.0,
     ) -> None:
         self.config = config
         self._clock = clock
+        self._notify_backoff = notify_backoff
+        self.notifier: Notifier | None = None
+        self.metrics: Metrics | None = None
         self._config_path = config_path
         self._monitor_interval = monitor_interval
         self._reload_poll = reload_poll
@@ -87,12 +101,26 @@ class Daemon:
         install_reactor(asyncio.get_running_loop())
         log.info("daemon_starting", config_version=self.config.version, config=redacted(self.config))
         await self.store.open()
-        self.broker = CTraderClient(client_settings(self.config))
+        pair = await tokens.choose(self.store, self.config)
+        if pair is None:
+            await self.store.close()
+            raise ConfigError([NO_TOKEN])
+        self.broker = CTraderClient(client_settings(self.config, pair), on_tokens=self._save_tokens)
+        self.notifier = Notifier(
+            self.config.notify, self.store, redactor=Redactor(self.config.secrets()), lots_of=self._lots_of,
+            backoff=self._notify_backoff,
+        )
+        self.events.subscribe(self.notifier.on_event)
+        self.reload_listeners.append(self._renotify)
+        await self.notifier.start()
+        self.metrics = self._metrics(self.broker)
+        self.events.subscribe(self.metrics.on_event)
         self.ledger = Ledger(self.store, self.broker.symbol_by_id, self.events)
         self.broker.subscribe(self.ledger.on_event)
         self.broker.subscribe(self._on_broker_event)
         self.ledger.start()
-        self.engine = Engine(self.config, self.store, self.broker, events=self.events, clock=self._clock)
+        timed = TimedBroker(self.broker, self.metrics)
+        self.engine = Engine(self.config, self.store, timed, events=self.events, clock=self._clock)  # type: ignore[arg-type]
         await self.engine.start()
         self._web = WebState(
             engine=self.engine,
@@ -101,7 +129,9 @@ class Daemon:
             readiness=self._readiness,
             ready=lambda: self.broker is not None and self.broker.ready,
         )
-        self._runner = web.AppRunner(make_app(self._web), access_log=None, handle_signals=False)
+        app = make_app(self._web)
+        self._install_operator_views(app, self.broker)
+        self._runner = web.AppRunner(app, access_log=None, handle_signals=False)
         await self._runner.setup()
         site = web.TCPSite(self._runner, self.config.server.host, self.config.server.port)
         await site.start()
@@ -137,6 +167,45 @@ class Daemon:
         if self.monitor is not None:
             self.monitor.wake()
 
+    def _renotify(self, config: Config) -> None:
+        if self.notifier is not None:
+            self.notifier.set_targets(config.notify)
+
+    def _metrics(self, broker: CTraderClient) -> Metrics:
+        return Metrics(
+            self.store,
+            broker_ready=lambda: broker.ready,
+            token_expires_at=lambda: broker.token_expires_at,
+            open_positions=lambda: len(broker.positions()),
+            kill_switch=lambda: self.config.risk.kill_switch,
+        )
+
+    def _install_operator_views(self, app: web.Application, broker: CTraderClient) -> None:
+        """The read API, /metrics and the status page (issue 7) on the daemon's app."""
+        assert self.metrics is not None and self._web is not None
+        api.install(app, api.ApiDeps(self.store, broker))
+        self.metrics.install(app)
+        status_page.install(
+            app,
+            status_page.StatusDeps(
+                store=self.store,
+                broker=broker,
+                api_token=self._web.api_token,
+                account_id=self.config.ctrader.account_id,
+                broker_detail=lambda: None if broker.ready else broker.last_error,
+                kill_switch=lambda: self.config.risk.kill_switch,
+                token_expires_at=lambda: broker.token_expires_at,
+                balance=lambda: None if (a := broker.account) is None else (a.balance, a.deposit_asset),
+            ),
+        )
+
+    async def _save_tokens(self, access_token: str, refresh_token: str, expires_in: int) -> None:
+        await tokens.save(self.store, access_token, refresh_token, expires_in, "refresh")
+
+    def _lots_of(self, symbol: str, volume: int) -> Decimal | None:
+        info = self.broker.symbol(symbol) if self.broker is not None else None
+        return None if info is None else units.volume_to_lots(volume, info)
+
     def _on_broker_event(self, event: BrokerEvent) -> None:
         if isinstance(event, ConnectionChange):
             self.events.emit(
@@ -151,7 +220,7 @@ class Daemon:
         return {
             "broker": "ready" if ready else "not_ready",
             "account_id": self.config.ctrader.account_id,
-            "token_expires_in_seconds": None,
+            "token_expires_in_seconds": tokens.seconds_left(broker.token_expires_at) if broker is not None else None,
             "detail": None if ready or broker is None else broker.last_error,
         }
 
@@ -170,6 +239,8 @@ class Daemon:
             await self.broker.stop()
         if self.ledger is not None:
             await self.ledger.stop()
+        if self.notifier is not None:
+            await self.notifier.stop(grace=1.0)
         if self._runner is not None:
             await self._runner.cleanup()
         await self.store.close()

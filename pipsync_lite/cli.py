@@ -103,7 +103,11 @@ async def _serve(config: Config, path: Path) -> int:
     stop = _stop_event()
     daemon = Daemon(config, config_path=path)
     watchdog = Watchdog()
-    await daemon.start()
+    try:
+        await daemon.start()
+    except ConfigError as err:
+        _print_config_errors("configuration", err)
+        return 2
     asyncio.get_running_loop().add_signal_handler(signal.SIGHUP, daemon.reload)
     notify("READY=1")
     watchdog.start()

@@ -68,7 +68,10 @@ def daemon_config(sim: Simulator, tmp_path: Path, **sections: dict[str, Any]) ->
         "risk": {"dedupe_window_seconds": 0},
     }
     for section, values in sections.items():
-        data.setdefault(section, {}).update(values)
+        if isinstance(values, dict):
+            data.setdefault(section, {}).update(values)
+        else:  # a list section (notify)
+            data[section] = values
     return Config.model_validate(data)
 
 
