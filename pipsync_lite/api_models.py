@@ -131,8 +131,9 @@ class Trade(BaseModel):
     signal_id: int | None = None
     symbol: str | None = None
     side: str | None = None
-    volume: int | None = None
-    lots: Decimal_ | None = None
+    volume: int | None = Field(None, description="Volume opened, in the protocol's units.")
+    remaining_volume: int | None = Field(None, description="Volume still open (0 once closed).")
+    lots: Decimal_ | None = Field(None, description="`volume` in lots.")
     entry_price: Decimal_ | None = None
     stop_loss: Decimal_ | None = None
     take_profit: Decimal_ | None = None

@@ -104,27 +104,37 @@ async def trades(store: Store, f: Filters) -> list[dict[str, Any]]:
     rows = await _all(store, f"SELECT * FROM positions{where} ORDER BY position_id DESC LIMIT ?", [*args, f.limit + 1])
     money = await _deal_money([r["position_id"] for r in rows], store)
     for row in rows:
+        row["remaining_volume"] = row["volume"]
         row.update(money.get(row["position_id"], {}))
     return rows
 
 
-async def _deal_money(position_ids: list[int], store: Store) -> dict[int, dict[str, Decimal]]:
-    """Gross P/L, commission and swap of each position, summed exactly over its deals."""
-    totals: dict[int, dict[str, Decimal]] = {}
+async def _deal_money(position_ids: list[int], store: Store) -> dict[int, dict[str, Any]]:
+    """Gross P/L, commission and swap of each position, summed exactly over its deals, and
+    the volume its opening deals filled."""
+    totals: dict[int, dict[str, Any]] = {}
+    opened: dict[int, int] = {}
     for start in range(0, len(position_ids), 500):
         chunk = position_ids[start : start + 500]
         marks = ", ".join("?" for _ in chunk)
         for deal in await _all(
-            store, f"SELECT position_id, gross_profit, commission, swap FROM deals WHERE position_id IN ({marks})", chunk
+            store,
+            f"""SELECT position_id, gross_profit, commission, swap, volume, closed_volume
+                FROM deals WHERE position_id IN ({marks})""",
+            chunk,
         ):
+            if deal["closed_volume"] is None and deal["volume"] is not None:
+                opened[deal["position_id"]] = opened.get(deal["position_id"], 0) + int(deal["volume"])
             sums = totals.setdefault(
                 deal["position_id"],
                 {"gross_profit": Decimal(0), "commission": Decimal(0), "swap": Decimal(0)},
             )
-            for key in sums:
+            for key in ("gross_profit", "commission", "swap"):
                 sums[key] += _decimal(deal[key])
-    for sums in totals.values():
+    for position_id, sums in totals.items():
         sums["net_profit"] = sums["gross_profit"] + sums["commission"] + sums["swap"]
+        if position_id in opened:
+            sums["volume"] = opened[position_id]
     return totals
 
 
