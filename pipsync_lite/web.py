@@ -68,7 +68,7 @@ async def problems_middleware(
 
 
 #: Paths behind ``server.api_token`` (Authorization: Bearer <token>).
-PROTECTED_PREFIXES = ("/v1/", "/api/", "/admin/")
+PROTECTED_PREFIXES = ("/v1/", "/api/", "/admin/", "/metrics")
 
 
 @web.middleware
