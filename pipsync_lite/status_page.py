@@ -255,8 +255,8 @@ def _signals_table(signals: list[dict[str, Any]], orders: dict[int, list[dict[st
         if why or s.get("reason"):
             verdict_text += f"<br><small>{_e(why)}{': ' if why and s.get('reason') else ''}{_e(s.get('reason'))}</small>"
         rows.append(
-            f"<tr><td>{s['id']}</td><td>{_e(str(s['received_at'])[:19].replace('T', ' '))}</td>"
-            f"<td>{_e(s.get('action'))} {_e(s.get('symbol'))}</td><td><code>{_e(fields)}</code></td>"
+            f"<tr><td>{s['id']}</td><td class=\"nowrap\">{_e(str(s['received_at'])[:19].replace('T', ' '))}</td>"
+            f"<td class=\"nowrap\">{_e(s.get('action'))} {_e(s.get('symbol'))}</td><td><code>{_e(fields)}</code></td>"
             f"<td>{verdict_text}</td><td>{_broker_answer(orders.get(s['id'], []))}</td></tr>"
         )
     return f"<table>{head}{''.join(rows)}</table>"
