@@ -1,4 +1,6 @@
-"""Command line: ``pipsync-lite run | demo | check-config | simulator | approve | reject | kill | replay``."""
+"""Command line: ``pipsync-lite run | demo | check-config | simulator | approve | reject | kill |
+replay`` and the operator's commands (``auth``, ``accounts``, ``symbols`` in :mod:`cli_broker`;
+``send``, ``signals``, ``trades``, ``positions`` in :mod:`cli_daemon`)."""
 
 from __future__ import annotations
 
@@ -16,7 +18,7 @@ from pathlib import Path
 
 import structlog
 
-from pipsync_lite import __version__, logs, risk_commands
+from pipsync_lite import __version__, cli_broker, cli_daemon, logs, risk_commands
 from pipsync_lite.config import Config, load_config
 from pipsync_lite.errors import ConfigError
 
@@ -44,6 +46,8 @@ def build_parser() -> argparse.ArgumentParser:
     risk_commands.add_parsers(sub, with_config)
     sim = sub.add_parser("simulator", help="run the cTrader Open API simulator standalone")
     sim.add_argument("args", nargs=argparse.REMAINDER, help="--host H --port P --seed N --cert-dir DIR")
+    cli_broker.register(sub, with_config)
+    cli_daemon.register(sub, with_config)
     return parser
 
 
@@ -54,6 +58,8 @@ def main(argv: Sequence[str] | None = None) -> int:
 
         return run_cli(argv[1:])
     args = build_parser().parse_args(argv)
+    if getattr(args, "operator", None) is not None:
+        return int(args.operator(args))
     if args.command == "check-config":
         return check_config(args.config)
     if args.command in risk_commands.COMMANDS:

@@ -42,8 +42,11 @@ def yaml_digest(config: Config) -> str | None:
     return hashlib.sha256(f"{c.access_token.get_secret_value()}\n{refresh}".encode()).hexdigest()
 
 
-async def choose(store: Store, config: Config) -> TokenPair | None:
-    """The pair to use now (see the module docstring); None when there is none at all."""
+async def choose(store: Store, config: Config, *, mark_read: bool = True) -> TokenPair | None:
+    """The pair to use now (see the module docstring); None when there is none at all.
+
+    The daemon marks a new YAML pair as read; a command that only looks (``mark_read=False``)
+    must not, or the daemon would take the database's older pair over the user's new one."""
     digest = yaml_digest(config)
     c = config.ctrader
     yaml_pair = None
@@ -54,7 +57,8 @@ async def choose(store: Store, config: Config) -> TokenPair | None:
             source="yaml",
         )
     if yaml_pair is not None and digest != await _meta(store, _DIGEST_KEY):
-        await _set_meta(store, _DIGEST_KEY, digest or "")
+        if mark_read:
+            await _set_meta(store, _DIGEST_KEY, digest or "")
         return yaml_pair
     stored = await latest(store)
     return stored or yaml_pair
