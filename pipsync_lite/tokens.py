@@ -10,6 +10,7 @@ the previous pair, so the newest row is the live one.
 
 from __future__ import annotations
 
+import contextlib
 import hashlib
 import os
 import time
@@ -104,11 +105,8 @@ def seconds_left(expires_at: float | None, now: float | None = None) -> int | No
 def _owner_only(store: Store) -> None:
     """The database now holds credentials: readable by its owner only."""
     for suffix in ("", "-wal", "-shm"):
-        path = f"{store.path}{suffix}"
-        try:
-            os.chmod(path, 0o600)
-        except OSError:
-            pass
+        with contextlib.suppress(OSError):  # -wal/-shm may not exist right now
+            os.chmod(f"{store.path}{suffix}", 0o600)
 
 
 async def _meta(store: Store, key: str) -> str | None:

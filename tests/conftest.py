@@ -127,3 +127,7 @@ def captured_logs() -> Any:
     """structlog events emitted during the test (structlog.testing.capture_logs)."""
     with structlog.testing.capture_logs() as events:
         yield events
+
+
+# Fixtures of the operator features (notify, read API, status page, CLI): local HTTP doubles.
+from .fakes import endpoint, endpoint_factory, operator_daemon  # noqa: E402, F401

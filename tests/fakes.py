@@ -17,8 +17,6 @@ from aiohttp import web
 from pipsync_lite.app import Daemon
 from pipsync_lite.simulator import Simulator
 
-from .conftest import daemon_config
-
 API_TOKEN = "test-api-token-0123456789abcdef"
 
 
@@ -104,6 +102,8 @@ async def endpoint_factory() -> AsyncIterator[Callable[..., Any]]:
 @pytest.fixture
 async def operator_daemon(sim: Simulator, tmp_path: Path) -> AsyncIterator[Callable[..., Any]]:
     """Start daemons with the API token set and a fast notification backoff; stopped after."""
+    from .conftest import daemon_config  # conftest imports this module's fixtures
+
     started: list[Daemon] = []
 
     async def start(wait_ready: bool = True, notify_backoff: float = 0.05, **sections: dict[str, Any]) -> Daemon:
@@ -118,8 +118,7 @@ async def operator_daemon(sim: Simulator, tmp_path: Path) -> AsyncIterator[Calla
 
     yield start
     for daemon in reversed(started):
-        if daemon.notifier is not None or daemon.engine is not None:
-            await daemon.stop(drain_timeout=5)
+        await daemon.stop(drain_timeout=5)
 
 
 def bearer(token: str = API_TOKEN) -> dict[str, str]:

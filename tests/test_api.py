@@ -13,7 +13,7 @@ from pipsync_lite.app import Daemon
 from pipsync_lite.simulator import Simulator
 
 from .conftest import WEBHOOK_TOKEN, eventually
-from .fakes import API_TOKEN, bearer, operator_daemon  # noqa: F401 (fixture)
+from .fakes import bearer
 from .test_webhook_e2e import post, settled
 
 

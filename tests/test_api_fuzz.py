@@ -12,7 +12,7 @@ from typing import Any
 
 import aiohttp
 
-from .fakes import API_TOKEN, operator_daemon  # noqa: F401 (fixture)
+from .fakes import API_TOKEN
 from .test_webhook_e2e import post, settled
 
 #: Checks left out, and why: the API has no resources to create and delete, and one token.

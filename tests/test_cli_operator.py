@@ -21,7 +21,7 @@ from pipsync_lite.config import load_config
 from pipsync_lite.simulator import Simulator
 
 from .conftest import WEBHOOK_TOKEN, eventually
-from .fakes import API_TOKEN, Endpoint, Received, endpoint, operator_daemon  # noqa: F401 (fixtures)
+from .fakes import API_TOKEN, Endpoint, Received
 
 ROOT = Path(__file__).resolve().parent.parent
 

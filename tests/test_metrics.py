@@ -11,7 +11,7 @@ from prometheus_client.parser import text_string_to_metric_families
 from pipsync_lite.simulator import Simulator
 
 from .conftest import eventually
-from .fakes import bearer, operator_daemon  # noqa: F401 (fixture)
+from .fakes import bearer
 from .test_webhook_e2e import post, settled
 
 

@@ -13,11 +13,13 @@ from typing import Any
 import aiohttp
 
 from pipsync_lite.app import Daemon
+from pipsync_lite.config import NotifyTarget
+from pipsync_lite.events import EVENT_TYPES
 from pipsync_lite.notify import signature_header
 from pipsync_lite.outbox import Outbox
 
 from .conftest import eventually
-from .fakes import Endpoint, endpoint, endpoint_factory, operator_daemon  # noqa: F401 (fixtures)
+from .fakes import Endpoint
 from .test_webhook_e2e import post, settled
 
 SECRET = "notify-secret-0123456789abcdef"
@@ -235,3 +237,27 @@ def _rows_from_file(daemon: Daemon) -> list[dict[str, Any]]:
         return [dict(r) for r in connection.execute("SELECT * FROM outbox WHERE event_type = 'trade.opened'")]
     finally:
         connection.close()
+
+
+async def test_every_contract_event_type_is_deliverable_and_targets_can_be_swapped(
+    operator_daemon: Any, endpoint_factory: Any
+) -> None:
+    """kill_switch.engaged and token.expiring have no emitter yet: the plumbing carries them."""
+    first = await endpoint_factory()
+    second = await endpoint_factory()
+    daemon = await operator_daemon(notify=[hook(first)])
+    for event_type in EVENT_TYPES:
+        daemon.events.emit(event_type, note="plumbing")
+
+    def plumbed(ep: Endpoint) -> set[str]:
+        return {r.json()["type"] for r in ep.requests if r.json()["data"].get("note") == "plumbing"}
+
+    await eventually(lambda: plumbed(first) == set(EVENT_TYPES), timeout=10)
+    assert daemon.notifier is not None
+    daemon.notifier.set_targets([NotifyTarget.model_validate(hook(second, events=["kill_switch.*"]))])  # a reload
+    daemon.events.emit("kill_switch.engaged", note="plumbing", reason="max_daily_loss")
+    daemon.events.emit("trade.opened", note="plumbing")
+    await eventually(lambda: plumbed(second) == {"kill_switch.engaged"}, timeout=10)
+    await daemon.notifier.flush()
+    plumbing = [r for r in first.requests if r.json()["data"].get("note") == "plumbing"]
+    assert len(plumbing) == len(EVENT_TYPES)  # nothing after the swap reached the old target

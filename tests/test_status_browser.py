@@ -15,7 +15,7 @@ import pytest
 
 from pipsync_lite.simulator import Simulator
 
-from .fakes import API_TOKEN, operator_daemon  # noqa: F401 (fixture)
+from .fakes import API_TOKEN
 from .test_webhook_e2e import post, settled
 
 CHROMIUM = shutil.which("chromium") or shutil.which("chromium-browser")

@@ -11,7 +11,7 @@ import aiohttp
 from pipsync_lite.simulator import Simulator
 from pipsync_lite.status_page import COOKIE, session_value
 
-from .fakes import API_TOKEN, bearer, operator_daemon  # noqa: F401 (fixture)
+from .fakes import API_TOKEN, bearer
 from .test_webhook_e2e import post, settled
 
 

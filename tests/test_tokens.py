@@ -18,7 +18,6 @@ from pipsync_lite.simulator import Simulator
 from pipsync_lite.store import Store
 
 from .conftest import daemon_config
-from .fakes import operator_daemon  # noqa: F401 (fixture)
 
 
 def config_with(tmp_path: Path, access: str | None, refresh: str | None = None) -> Config:
