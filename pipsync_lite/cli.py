@@ -142,6 +142,8 @@ async def _demo(port: int, seed: int) -> int:
         body = '{"action": "buy", "symbol": "EURUSD", "lots": 0.1, "sl_pips": 20, "tp_pips": 40}'
         print("pipsync-lite demo: the daemon is trading a simulated cTrader account.", flush=True)
         print(f"webhook URL: {daemon.webhook_url}", flush=True)
+        api_token = daemon.config.server.api_token.get_secret_value() if daemon.config.server.api_token else ""
+        print(f"status page: {daemon.base_url}/  (log in with the API token {api_token})", flush=True)
         print("try:", flush=True)
         print(
             f"  curl -s -X POST {shlex.quote(daemon.webhook_url)} -H 'Content-Type: application/json' "
@@ -162,7 +164,12 @@ def demo_config(sim: object, workdir: Path, port: int) -> Config:
     creds = sim.credentials  # type: ignore[attr-defined]
     return Config.model_validate(
         {
-            "server": {"host": "127.0.0.1", "port": port, "webhook_token": secrets.token_urlsafe(18)},
+            "server": {
+                "host": "127.0.0.1",
+                "port": port,
+                "webhook_token": secrets.token_urlsafe(18),
+                "api_token": secrets.token_urlsafe(18),
+            },
             "ctrader": {
                 "host": sim.host,  # type: ignore[attr-defined]
                 "port": sim.port,  # type: ignore[attr-defined]
