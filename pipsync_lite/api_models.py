@@ -7,7 +7,7 @@ everything). Prices, lots and money are decimal strings: exact, never floats.
 from __future__ import annotations
 
 import re
-from datetime import datetime
+from datetime import UTC, datetime
 from typing import Annotated, Any, Literal
 
 from pydantic import BaseModel, BeforeValidator, ConfigDict, Field, WithJsonSchema
@@ -27,7 +27,19 @@ def _rfc3339(value: Any) -> Any:
         digits = re.match(r"\d+", rest)
         assert digits is not None
         text = f"{head}.{digits.group()[:6].ljust(6, '0')}{rest[digits.end():]}"
-    return datetime.fromisoformat(text)
+    moment = datetime.fromisoformat(text)
+    try:
+        moment.astimezone(UTC)  # 0001-01-01T00:00:00+01:00 has no UTC instant
+    except OverflowError:
+        raise ValueError("is out of range") from None
+    return moment
+
+
+def _whole_number(value: Any) -> Any:
+    """Digits only: no sign, no space, no 5.0 nor 5_0 (which int() would take)."""
+    if isinstance(value, str) and not re.fullmatch(r"[0-9]{1,19}", value):
+        raise ValueError("must be a whole number written with digits 0-9")
+    return value
 
 
 DateTime = Annotated[
@@ -41,7 +53,7 @@ Decimal_ = Annotated[str, WithJsonSchema({"type": "string", "pattern": r"^-?\d+(
 class _Query(BaseModel):
     model_config = ConfigDict(extra="forbid", frozen=True)
 
-    limit: int = Field(50, ge=1, le=200, description="Items per page.")
+    limit: Annotated[int, BeforeValidator(_whole_number)] = Field(50, ge=1, le=200, description="Items per page.")
     cursor: str | None = Field(
         None, pattern=r"^[0-9]{1,19}$", description="`next_cursor` of the previous page: the items after it."
     )
@@ -69,7 +81,9 @@ class PositionQuery(_Query):
 class SignalPath(BaseModel):
     model_config = ConfigDict(extra="forbid", frozen=True)
 
-    signal_id: int = Field(ge=1, le=MAX_ID, description="The `signal_id` the webhook answered.")
+    signal_id: Annotated[int, BeforeValidator(_whole_number)] = Field(
+        ge=1, le=MAX_ID, description="The `signal_id` the webhook answered."
+    )
 
 
 # -- answers -------------------------------------------------------------------------------

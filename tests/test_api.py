@@ -142,6 +142,8 @@ async def test_errors_are_problem_details(operator_daemon: Any, http: aiohttp.Cl
     cases = [
         ({"limit": "0"}, "limit"),
         ({"limit": "abc"}, "limit"),
+        ({"limit": "5.0"}, "limit"),
+        ({"since": "0001-01-01T00:00:00+01:00"}, "since"),  # before the first UTC instant
         ({"cursor": "x1"}, "cursor"),
         ({"since": "2024-05-01T00:00:00"}, "since"),  # no zone: ambiguous
         ({"sinse": "2024-05-01T00:00:00Z"}, "sinse"),
