@@ -23,7 +23,6 @@ from pipsync_lite.engine import Engine, utcnow
 from pipsync_lite.errors import ConfigError
 from pipsync_lite.events import EventBus
 from pipsync_lite.ledger import Ledger
-from pipsync_lite.logs import Redactor
 from pipsync_lite.metrics import Metrics, TimedBroker
 from pipsync_lite.monitor import RiskMonitor
 from pipsync_lite.notify import Notifier
@@ -107,7 +106,7 @@ class Daemon:
             raise ConfigError([NO_TOKEN])
         self.broker = CTraderClient(client_settings(self.config, pair), on_tokens=self._save_tokens)
         self.notifier = Notifier(
-            self.config.notify, self.store, redactor=Redactor(self.config.secrets()), lots_of=self._lots_of,
+            self.config.notify, self.store, secrets=self.config.secrets(), lots_of=self._lots_of,
             backoff=self._notify_backoff,
         )
         self.events.subscribe(self.notifier.on_event)

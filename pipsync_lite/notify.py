@@ -69,7 +69,7 @@ class Notifier:
         targets: Sequence[NotifyTarget],
         store: Store,
         *,
-        redactor: Redactor,
+        secrets: Iterable[str] = (),
         lots_of: telegram.LotsOf = lambda symbol, volume: None,
         backoff: float = 10.0,
         max_attempts: int = MAX_ATTEMPTS,
@@ -78,9 +78,10 @@ class Notifier:
         clock: Callable[[], float] = time.time,
     ) -> None:
         self._outbox = Outbox(store)
+        self._secrets = list(secrets)
         self._targets: dict[str, NotifyTarget] = {}
+        self._redactor = Redactor(self._secrets)
         self.set_targets(targets)
-        self._redactor = redactor
         self._lots_of = lots_of
         self._backoff = backoff
         self._max_attempts = max_attempts
@@ -104,6 +105,10 @@ class Notifier:
         """Replace the targets (configuration reload). Pending rows of a removed target are
         dropped when they come due; new targets get events from now on."""
         self._targets = {t.key: t for t in targets}
+        own = [t.secret for t in self._targets.values()] + [
+            t.telegram.bot_token for t in self._targets.values() if t.telegram is not None
+        ]
+        self._redactor = Redactor([*self._secrets, *(s.get_secret_value() for s in own if s is not None)])
 
     # -- the bus side: never blocks ---------------------------------------------------------
 
