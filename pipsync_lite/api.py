@@ -252,7 +252,7 @@ OPERATIONS: tuple[tuple[Operation, Handler], ...] = (
         Operation("post", "/v1/signals", "submitAlert", "Submit an alert as if it came to the webhook",
                   {202: (AlertAnswer, "Taken: stored and sent to the broker (or waiting for approval)."),
                    200: (AlertAnswer, "A duplicate of an earlier alert: nothing done.")},
-                  (400, 413, 422, 503), alert_body=True, tags=("signals",),
+                  (400, 413, 422, 429, 503), alert_body=True, tags=("signals",),
                   description="Used by `pipsync-lite send`. Answers exactly as `POST /webhook/<token>`."),
         submit_alert,
     ),

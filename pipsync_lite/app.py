@@ -176,8 +176,21 @@ class Daemon:
             broker_ready=lambda: broker.ready,
             token_expires_at=lambda: broker.token_expires_at,
             open_positions=lambda: len(broker.positions()),
-            kill_switch=lambda: self.config.risk.kill_switch,
+            kill_switch=lambda: self._kill_switch() is not None,
         )
+
+    def _kill_switch(self) -> str | None:
+        """Why entries are refused by a kill switch now (YAML or runtime); None while off."""
+        if self.config.risk.kill_switch:
+            return "engaged by risk.kill_switch in the YAML; entries are refused, exits still work"
+        state = self.engine.kill_switch.state(self._clock()) if self.engine is not None else None
+        return None if state is None else state.describe()
+
+    async def _trading_day(self) -> tuple[str, Decimal] | None:
+        if self.engine is None:
+            return None
+        stats = await self.engine.losses.stats(self.config.risk, self._clock(), equity=False)
+        return None if stats is None else (stats.day, stats.realized)
 
     def _install_operator_views(self, app: web.Application, broker: CTraderClient) -> None:
         """The read API, /metrics and the status page (issue 7) on the daemon's app."""
@@ -192,9 +205,10 @@ class Daemon:
                 api_token=self._web.api_token,
                 account_id=self.config.ctrader.account_id,
                 broker_detail=lambda: None if broker.ready else broker.last_error,
-                kill_switch=lambda: self.config.risk.kill_switch,
+                kill_switch=self._kill_switch,
                 token_expires_at=lambda: broker.token_expires_at,
                 balance=lambda: None if (a := broker.account) is None else (a.balance, a.deposit_asset),
+                trading_day=self._trading_day,
             ),
         )
 

@@ -26,6 +26,7 @@ _PROBLEM_TEXT = {
     404: "Not found.",
     413: "Body over 64 KiB.",
     422: "Refused by the guard (`rule` says why).",
+    429: "Rate limited (server.rate_limit): retry after `Retry-After` seconds; the alert is stored as `rate_limited`.",
     503: "Broker not connected, or the daemon is shutting down.",
 }
 
@@ -95,6 +96,8 @@ def _operation(op: Operation) -> dict[str, Any]:
         }
         if status == 401:
             answer["headers"] = {"WWW-Authenticate": {"schema": {"type": "string"}}}
+        if status == 429:
+            answer["headers"] = {"Retry-After": {"schema": {"type": "integer", "minimum": 0}}}
         responses[str(status)] = answer
     spec: dict[str, Any] = {
         "operationId": op.operation_id,

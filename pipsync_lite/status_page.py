@@ -17,7 +17,7 @@ import html
 import json
 import secrets
 import time
-from collections.abc import Callable
+from collections.abc import Awaitable, Callable
 from dataclasses import dataclass
 from datetime import UTC, datetime
 from decimal import Decimal
@@ -46,9 +46,12 @@ class StatusDeps:
     api_token: str | None
     account_id: int
     broker_detail: Callable[[], str | None]
-    kill_switch: Callable[[], bool]
+    kill_switch: Callable[[], str | None]  # why it is engaged; None while off
     token_expires_at: Callable[[], float | None]
     balance: Callable[[], tuple[Decimal, str] | None]
+    #: The trading day (risk.day_boundary, risk.timezone) and what its deals realized; None
+    #: while the account is not loaded (the page then counts the UTC day from the trade log).
+    trading_day: Callable[[], Awaitable[tuple[str, Decimal] | None]] | None = None
 
 
 DEPS = web.AppKey("status_deps", StatusDeps)
@@ -187,8 +190,12 @@ def _card(label: str, value: str, sub: str = "", tone: str = "") -> str:
 async def render_panel(deps: StatusDeps) -> str:
     broker_ready = deps.broker.ready
     positions: list[Position] = await live_positions(deps.broker) if broker_ready else []
-    midnight = datetime.now(UTC).replace(hour=0, minute=0, second=0, microsecond=0)
-    realized = await history.realized_since(deps.store, midnight)
+    day = await deps.trading_day() if deps.trading_day is not None else None
+    if day is None:
+        midnight = datetime.now(UTC).replace(hour=0, minute=0, second=0, microsecond=0)
+        day = (f"{midnight.date().isoformat()} UTC", await history.realized_since(deps.store, midnight))
+    day_label, realized = day
+    kill = deps.kill_switch()
     floating = [Decimal(p.unrealized_net) for p in positions if p.unrealized_net is not None]
     balance = deps.balance()
     money = f" {_e(balance[1])}" if balance else ""
@@ -196,10 +203,10 @@ async def render_panel(deps: StatusDeps) -> str:
     cards = [
         _card("Broker", "connected" if broker_ready else "not connected",
               _e(deps.broker_detail() or ""), "ok" if broker_ready else "bad"),
-        _card("Kill switch", "ON" if deps.kill_switch() else "off", "entries refused" if deps.kill_switch() else "",
-              "bad" if deps.kill_switch() else "ok"),
-        _card("Today's P/L (UTC)", f"{_e(_signed(realized))}{money}",
-              f"floating {_e(_signed(sum(floating, Decimal(0))))}{money}" if floating else "realized (closed deals)",
+        _card("Kill switch", "ON" if kill else "off", _e(kill or ""), "bad" if kill else "ok"),
+        _card("Today's P/L", f"{_e(_signed(realized))}{money}",
+              (f"realized on {_e(day_label)}"
+               + (f" · floating {_e(_signed(sum(floating, Decimal(0))))}{money}" if floating else "")),
               "bad" if realized < 0 else "ok" if realized > 0 else ""),
         _card("Balance", f"{_e(balance[0])}{money}" if balance else "—", f"account {_e(deps.account_id)}"),
         _card("Open positions", str(len(positions)), "" if broker_ready else "broker not connected"),

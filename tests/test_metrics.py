@@ -3,6 +3,7 @@ trade log, live broker state, reconnects, token lifetime and the latency histogr
 
 from __future__ import annotations
 
+from datetime import UTC, datetime
 from typing import Any
 
 import aiohttp
@@ -72,7 +73,7 @@ async def test_metrics_parse_and_count_what_happened(
     to_sent = value(samples, "pipsync_webhook_to_order_sent_seconds_sum", kind="entry") or 0
     to_fill = value(samples, "pipsync_order_sent_to_fill_seconds_sum", kind="entry", result="filled") or 0
     end_to_end = value(samples, "pipsync_webhook_to_fill_seconds_sum", kind="entry", result="filled") or 0
-    assert 0 < to_sent < end_to_end and 0 < to_fill <= end_to_end
+    assert to_sent > 0 and 0 < to_fill < end_to_end  # end to end = receipt→sent + sent→fill
     buckets = [v for (name, labels), v in samples.items()
                if name == "pipsync_webhook_to_fill_seconds_bucket" and ("kind", "entry") in labels and ("result", "filled") in labels]
     assert max(buckets) == 2 and buckets == sorted(buckets)  # cumulative, +Inf holds all
@@ -80,6 +81,9 @@ async def test_metrics_parse_and_count_what_happened(
 
     async with http.get(f"{daemon.base_url}/metrics") as response:
         assert response.status == 401
+    assert daemon.engine is not None
+    await daemon.engine.kill_switch.engage("max_daily_loss", "day P/L -120.00 <= -100", datetime.now(UTC))
+    assert value(await scrape(http, daemon.base_url), "pipsync_kill_switch_engaged") == 1
 
 
 async def test_reconnects_and_token_lifetime(operator_daemon: Any, sim: Simulator, http: aiohttp.ClientSession) -> None:

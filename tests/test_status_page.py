@@ -4,6 +4,7 @@ broker, kill switch, P/L, positions and the last signals, refreshing by itself."
 from __future__ import annotations
 
 import re
+from datetime import UTC, datetime
 from typing import Any
 
 import aiohttp
@@ -71,6 +72,13 @@ async def test_page_shows_state_positions_and_signals(
     assert "NOT_ENOUGH_MONEY" in page and "entry filled @ 1.10010" in page
     assert re.search(r"<td>EURUSD</td><td>buy</td><td class=\"num\">0.5</td>", page)
     assert "Kill switch" in page and ">off<" in page
+    assert f"realized on {datetime.now(UTC).date().isoformat()}" in page  # risk.timezone UTC, boundary 00:00
+
+    assert daemon.engine is not None
+    await daemon.engine.kill_switch.engage("cli", "holiday", datetime.now(UTC))  # pipsync-lite kill on
+    async with http.get(daemon.base_url + "/status/panel", headers=bearer()) as response:
+        panel = await response.text()
+    assert ">ON<" in panel and "kill switch engaged by the operator" in panel
 
 
 async def test_without_an_api_token_the_page_is_disabled(start_daemon: Any, http: aiohttp.ClientSession) -> None:
