@@ -66,8 +66,8 @@ def _get(config: Config, path: str, **params: Any) -> Any:
 def _call(config: Config, method: str, path: str, **kwargs: Any) -> Answer:
     try:
         return call(config, method, path, **kwargs)
-    except DaemonUnreachable as err:
-        raise console.Exit(console.REFUSED, f"{err} (is `pipsync-lite run` going?)") from None
+    except DaemonUnreachable as err:  # as approve/reject/kill: 2, nothing was judged
+        raise console.Exit(console.USAGE, f"{err} (is `pipsync-lite run` going?)") from None
 
 
 def _problem_text(answer: Answer) -> str:

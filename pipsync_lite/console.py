@@ -1,8 +1,8 @@
 """What the operator's commands share: the config with readable errors, and output for people.
 
 Tables are plain aligned text (numbers right-aligned); ``--json`` prints the API's own JSON.
-Exit codes: 0 done, 1 the broker or daemon said no (or could not be reached), 2 bad
-configuration or arguments.
+Exit codes (as ``approve``/``reject``/``kill``): 0 done, 1 the broker, the guard or the daemon
+said no, 2 bad configuration or arguments, or no daemon answering.
 """
 
 from __future__ import annotations

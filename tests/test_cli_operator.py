@@ -210,7 +210,7 @@ async def test_commands_explain_a_missing_daemon_and_a_missing_token(sim: Simula
         port = probe.getsockname()[1]
     config = str(write_config(tmp_path / "config.yaml", sim, port=port))
     code, _, err = await cli("signals", "-c", config)
-    assert code == 1 and "no daemon answers" in err and "pipsync-lite run" in err
+    assert code == 2 and "no daemon answers" in err and "pipsync-lite run" in err
     code, _, err = await cli("signals", "-c", config, "--since", "yesterday-ish")
     assert code == 2 and "--since" in err
     bare = str(write_config(tmp_path / "bare.yaml", sim, tokens=False))
