@@ -37,6 +37,7 @@ async def test_schemathesis_finds_no_failure(operator_daemon: Any, http: aiohttp
         "--report", "junit", "--report-dir", str(tmp_path),
         stdout=asyncio.subprocess.PIPE, stderr=asyncio.subprocess.STDOUT,
         env={**os.environ, "NO_COLOR": "1", "SCHEMATHESIS_HOOKS": ""},
+        cwd=tmp_path,  # its cache directory lands there, not in the checkout
     )
     output, _ = await asyncio.wait_for(process.communicate(), timeout=240)
     text = output.decode(errors="replace")
