@@ -6,28 +6,33 @@ import asyncio
 import dataclasses
 from collections.abc import Callable
 from datetime import datetime
+from decimal import Decimal
 from pathlib import Path
 from typing import Any
 
 import structlog
 from aiohttp import web
 
-from pipsync_lite import logs
+from pipsync_lite import api, logs, status_page, tokens
 from pipsync_lite.access import Access
 from pipsync_lite.audit import StopAudit
 from pipsync_lite.catchup import CatchUp
 from pipsync_lite.config import Config, redacted
+from pipsync_lite.ctrader import units
 from pipsync_lite.ctrader.bridge import install_reactor
 from pipsync_lite.ctrader.client import CTraderClient
 from pipsync_lite.ctrader.model import BrokerEvent, ConnectionChange
 from pipsync_lite.ctrader.settings import ClientSettings
 from pipsync_lite.engine import Engine, utcnow
+from pipsync_lite.errors import ConfigError
 from pipsync_lite.events import EventBus
 from pipsync_lite.intake import Intake
 from pipsync_lite.journal import JournalBroker
 from pipsync_lite.ledger import Ledger
+from pipsync_lite.metrics import Metrics, TimedBroker
 from pipsync_lite.monitor import RiskMonitor
 from pipsync_lite.recovery import Recovery
+from pipsync_lite.notify import Notifier
 from pipsync_lite.reload import Change, Reloader
 from pipsync_lite.store import Store
 from pipsync_lite.tokens import TokenManager
@@ -36,7 +41,7 @@ from pipsync_lite.web import WebState, make_app
 log = structlog.get_logger("pipsync_lite.app")
 
 
-def client_settings(config: Config) -> ClientSettings:
+def client_settings(config: Config, pair: tokens.TokenPair) -> ClientSettings:
     c = config.ctrader
     return ClientSettings(
         host=c.resolved_host,
@@ -44,8 +49,9 @@ def client_settings(config: Config) -> ClientSettings:
         ca_file=c.ca_file,
         client_id=c.client_id,
         client_secret=c.client_secret.get_secret_value(),
-        access_token=c.access_token.get_secret_value(),
-        refresh_token=c.refresh_token.get_secret_value() if c.refresh_token else "",
+        access_token=pair.access_token,
+        refresh_token=pair.refresh_token,
+        access_token_expires_at=None if pair.expires_at is None else pair.expires_at.timestamp(),
         account_id=c.account_id,
         request_timeout=float(c.request_timeout_seconds),
     )
@@ -56,6 +62,8 @@ def client_settings(config: Config) -> ClientSettings:
 MAX_LINE_SIZE = 8190
 MAX_FIELD_SIZE = 8190
 MAX_HEADERS = 64
+
+NO_TOKEN = "ctrader.access_token: no access token in the YAML or the database: run `pipsync-lite auth`"
 
 
 class Daemon:
@@ -73,10 +81,14 @@ class Daemon:
         monitor_interval: float = 1.0,
         reload_poll: float = 0.5,
         broker_settings: Callable[[ClientSettings], ClientSettings] | None = None,
+        notify_backoff: float = 10.0,
     ) -> None:
         self.config = config
         self._clock = clock
         self._broker_settings = broker_settings
+        self._notify_backoff = notify_backoff
+        self.notifier: Notifier | None = None
+        self.metrics: Metrics | None = None
         self._config_path = config_path
         self._monitor_interval = monitor_interval
         self._reload_poll = reload_poll
@@ -113,18 +125,27 @@ class Daemon:
         await self.store.open()
         self.tokens = TokenManager(self.store, self.config.ctrader, self.events, self._clock)
         pair = await self.tokens.load()
+        if pair is None:
+            await self.store.close()
+            raise ConfigError([NO_TOKEN])
         settings = dataclasses.replace(
-            client_settings(self.config),
-            access_token=pair.access_token,
-            refresh_token=pair.refresh_token,
-            access_token_expires_at=self.tokens.expires_at_epoch(),
+            client_settings(self.config, pair), access_token_expires_at=self.tokens.expires_at_epoch()
         )
         if self._broker_settings is not None:
             settings = self._broker_settings(settings)
         self.broker = CTraderClient(settings, on_tokens=self.tokens.save)
+        self.notifier = Notifier(
+            self.config.notify, self.store, secrets=self.config.secrets(), lots_of=self._lots_of,
+            backoff=self._notify_backoff,
+        )
+        self.events.subscribe(self.notifier.on_event)
+        self.reload_listeners.append(self._renotify)
+        await self.notifier.start()
+        self.metrics = self._metrics(self.broker)
+        self.events.subscribe(self.metrics.on_event)
         self.ledger = Ledger(self.store, self.broker.symbol_by_id, self.events)
         self.intake = Intake(self.config.ctrader, self.store, self.events, self._clock)
-        journal = JournalBroker(self.broker, self.store, on_unknown=self._on_unknown)
+        journal = JournalBroker(TimedBroker(self.broker, self.metrics), self.store, on_unknown=self._on_unknown)
         self.engine = Engine(
             self.config, self.store, journal, events=self.events, clock=self._clock, intake=self.intake
         )
@@ -162,8 +183,10 @@ class Daemon:
             ),
             body_timeout=float(server.client_timeout_seconds),
         )
+        app = make_app(self._web)
+        self._install_operator_views(app, self.broker)
         self._runner = web.AppRunner(
-            make_app(self._web),
+            app,
             access_log=None,
             handle_signals=False,
             # an idle connection, or one still sending its headers, is closed after this
@@ -213,6 +236,56 @@ class Daemon:
         if self.recovery is not None:
             self.recovery.on_unknown(signal_id)
 
+    def _renotify(self, config: Config) -> None:
+        if self.notifier is not None:
+            self.notifier.set_targets(config.notify)
+
+    def _metrics(self, broker: CTraderClient) -> Metrics:
+        return Metrics(
+            self.store,
+            broker_ready=lambda: broker.ready,
+            token_expires_at=lambda: broker.token_expires_at,
+            open_positions=lambda: len(broker.positions()),
+            kill_switch=lambda: self._kill_switch() is not None,
+        )
+
+    def _kill_switch(self) -> str | None:
+        """Why entries are refused by a kill switch now (YAML or runtime); None while off."""
+        if self.config.risk.kill_switch:
+            return "engaged by risk.kill_switch in the YAML; entries are refused, exits still work"
+        state = self.engine.kill_switch.state(self._clock()) if self.engine is not None else None
+        return None if state is None else state.describe()
+
+    async def _trading_day(self) -> tuple[str, Decimal] | None:
+        if self.engine is None:
+            return None
+        stats = await self.engine.losses.stats(self.config.risk, self._clock(), equity=False)
+        return None if stats is None else (stats.day, stats.realized)
+
+    def _install_operator_views(self, app: web.Application, broker: CTraderClient) -> None:
+        """The read API, /metrics and the status page (issue 7) on the daemon's app."""
+        assert self.metrics is not None and self._web is not None
+        api.install(app, api.ApiDeps(self.store, broker))
+        self.metrics.install(app)
+        status_page.install(
+            app,
+            status_page.StatusDeps(
+                store=self.store,
+                broker=broker,
+                api_token=self._web.api_token,
+                account_id=self.config.ctrader.account_id,
+                broker_detail=lambda: None if broker.ready else broker.last_error,
+                kill_switch=self._kill_switch,
+                token_expires_at=lambda: broker.token_expires_at,
+                balance=lambda: None if (a := broker.account) is None else (a.balance, a.deposit_asset),
+                trading_day=self._trading_day,
+            ),
+        )
+
+    def _lots_of(self, symbol: str, volume: int) -> Decimal | None:
+        info = self.broker.symbol(symbol) if self.broker is not None else None
+        return None if info is None else units.volume_to_lots(volume, info)
+
     def _on_broker_event(self, event: BrokerEvent) -> None:
         if isinstance(event, ConnectionChange):
             self.events.emit(
@@ -256,6 +329,8 @@ class Daemon:
             await self.broker.stop()
         if self.ledger is not None:
             await self.ledger.stop()
+        if self.notifier is not None:
+            await self.notifier.stop(grace=1.0)
         if self._runner is not None:
             await self._runner.cleanup()
         await self.store.close()

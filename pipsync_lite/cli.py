@@ -1,4 +1,6 @@
-"""Command line: ``pipsync-lite run | demo | check-config | simulator | approve | reject | kill | replay``."""
+"""Command line: ``pipsync-lite run | demo | check-config | simulator | approve | reject | kill |
+replay`` and the operator's commands (``auth``, ``accounts``, ``symbols`` in :mod:`cli_broker`;
+``send``, ``signals``, ``trades``, ``positions`` in :mod:`cli_daemon`)."""
 
 from __future__ import annotations
 
@@ -16,7 +18,7 @@ from pathlib import Path
 
 import structlog
 
-from pipsync_lite import __version__, logs, risk_commands
+from pipsync_lite import __version__, cli_broker, cli_daemon, logs, risk_commands
 from pipsync_lite.config import Config, load_config
 from pipsync_lite.errors import ConfigError
 
@@ -44,6 +46,8 @@ def build_parser() -> argparse.ArgumentParser:
     risk_commands.add_parsers(sub, with_config)
     sim = sub.add_parser("simulator", help="run the cTrader Open API simulator standalone")
     sim.add_argument("args", nargs=argparse.REMAINDER, help="--host H --port P --seed N --cert-dir DIR")
+    cli_broker.register(sub, with_config)
+    cli_daemon.register(sub, with_config)
     return parser
 
 
@@ -54,6 +58,8 @@ def main(argv: Sequence[str] | None = None) -> int:
 
         return run_cli(argv[1:])
     args = build_parser().parse_args(argv)
+    if getattr(args, "operator", None) is not None:
+        return int(args.operator(args))
     if args.command == "check-config":
         return check_config(args.config)
     if args.command in risk_commands.COMMANDS:
@@ -103,7 +109,11 @@ async def _serve(config: Config, path: Path) -> int:
     stop = _stop_event()
     daemon = Daemon(config, config_path=path)
     watchdog = Watchdog()
-    await daemon.start()
+    try:
+        await daemon.start()
+    except ConfigError as err:
+        _print_config_errors("configuration", err)
+        return 2
     asyncio.get_running_loop().add_signal_handler(signal.SIGHUP, daemon.reload)
     notify("READY=1")
     watchdog.start()
@@ -132,6 +142,8 @@ async def _demo(port: int, seed: int) -> int:
         body = '{"action": "buy", "symbol": "EURUSD", "lots": 0.1, "sl_pips": 20, "tp_pips": 40}'
         print("pipsync-lite demo: the daemon is trading a simulated cTrader account.", flush=True)
         print(f"webhook URL: {daemon.webhook_url}", flush=True)
+        api_token = daemon.config.server.api_token.get_secret_value() if daemon.config.server.api_token else ""
+        print(f"status page: {daemon.base_url}/  (log in with the API token {api_token})", flush=True)
         print("try:", flush=True)
         print(
             f"  curl -s -X POST {shlex.quote(daemon.webhook_url)} -H 'Content-Type: application/json' "
@@ -152,7 +164,12 @@ def demo_config(sim: object, workdir: Path, port: int) -> Config:
     creds = sim.credentials  # type: ignore[attr-defined]
     return Config.model_validate(
         {
-            "server": {"host": "127.0.0.1", "port": port, "webhook_token": secrets.token_urlsafe(18)},
+            "server": {
+                "host": "127.0.0.1",
+                "port": port,
+                "webhook_token": secrets.token_urlsafe(18),
+                "api_token": secrets.token_urlsafe(18),
+            },
             "ctrader": {
                 "host": sim.host,  # type: ignore[attr-defined]
                 "port": sim.port,  # type: ignore[attr-defined]

@@ -25,9 +25,11 @@ from pydantic import (
     SecretStr,
     ValidationError,
     field_validator,
+    model_validator,
 )
 
 from pipsync_lite.errors import ConfigError
+from pipsync_lite.events import EVENT_TYPES
 from pipsync_lite.risk_config import RiskConfig
 
 DEMO_HOST = "demo.ctraderapi.com"
@@ -111,6 +113,26 @@ class ServerConfig(_Model):
         return value
 
 
+def _http_url(value: str) -> str:
+    if not re.fullmatch(r"https?://[^\s/?#]+[^\s]*", value):
+        raise ValueError("must be an http:// or https:// URL")
+    return value
+
+
+def _optional_http_url(value: str | None) -> str | None:
+    return None if value is None else _http_url(value)
+
+
+class OAuthConfig(_Model):
+    """Where ``pipsync-lite auth`` sends the browser and exchanges the code (Spotware's by default)."""
+
+    authorize_url: str = "https://id.ctrader.com/my/settings/openapi/grantingaccess/"
+    token_url: str = "https://openapi.ctrader.com/apps/token"
+    redirect_uri: str = "http://localhost:8765/callback"
+
+    _urls = field_validator("authorize_url", "token_url", "redirect_uri")(_http_url)
+
+
 class CTraderConfig(_Model):
     environment: Literal["demo", "live"] = "demo"
     host: str | None = None
@@ -118,13 +140,15 @@ class CTraderConfig(_Model):
     ca_file: Path | None = None
     client_id: str = Field(min_length=1)
     client_secret: SecretStr
-    access_token: SecretStr
+    # Optional: `pipsync-lite auth` stores tokens in the database (contract: Tokens).
+    access_token: SecretStr | None = None
     refresh_token: SecretStr | None = None
     account_id: int = Field(gt=0)
     request_timeout_seconds: Decimal = Field(Decimal(10), gt=0, le=120)
     on_disconnected: Literal["queue", "reject"] = "queue"
     max_queue_age_seconds: int = Field(30, ge=0, le=86_400)
     stop_audit_interval_seconds: Decimal = Field(Decimal(60), ge=0, le=86_400)
+    oauth: OAuthConfig = OAuthConfig()
 
     _lower_env = field_validator("environment", "on_disconnected", mode="before")(_lower)
 
@@ -159,6 +183,70 @@ class SymbolsConfig(_Model):
         return {str(k).strip().upper(): str(v).strip() for k, v in value.items()}
 
 
+class TelegramConfig(_Model):
+    bot_token: SecretStr
+    chat_id: str = Field(min_length=1)
+    api_url: str = "https://api.telegram.org"
+
+    _url = field_validator("api_url")(_http_url)
+
+    @field_validator("chat_id", mode="before")
+    @classmethod
+    def _chat_id_text(cls, value: Any) -> Any:
+        return str(value) if isinstance(value, int) and not isinstance(value, bool) else value
+
+
+class NotifyTarget(_Model):
+    """One destination of outbound events: a signed webhook (``url`` + ``secret``) or Telegram."""
+
+    url: str | None = None
+    secret: SecretStr | None = None
+    telegram: TelegramConfig | None = None
+    events: tuple[str, ...] = Field(("*",), min_length=1)
+
+    _url = field_validator("url")(_optional_http_url)
+
+    @field_validator("events", mode="before")
+    @classmethod
+    def _lower_events(cls, value: Any) -> Any:
+        return [_lower(v) for v in value] if isinstance(value, list | tuple) else value
+
+    @field_validator("events")
+    @classmethod
+    def _known_events(cls, value: tuple[str, ...]) -> tuple[str, ...]:
+        for pattern in value:
+            if not any(event_matches(pattern, t) for t in EVENT_TYPES):
+                raise ValueError(f"{pattern!r} matches no event type (known: {', '.join(EVENT_TYPES)})")
+        return value
+
+    @model_validator(mode="after")
+    def _one_channel(self) -> NotifyTarget:
+        if (self.url is None) == (self.telegram is None):
+            raise ValueError("give either url (with secret) or telegram, not both or neither")
+        if self.url is not None and (self.secret is None or len(self.secret.get_secret_value()) < 16):
+            raise ValueError("a url needs a secret of at least 16 characters (it signs every request)")
+        if self.telegram is not None and self.secret is not None:
+            raise ValueError("secret signs webhook requests; a telegram target takes none")
+        return self
+
+    @property
+    def key(self) -> str:
+        """How outbox rows name this target: the URL, or ``telegram:<chat_id>`` (no secrets)."""
+        return self.url if self.url is not None else f"telegram:{self.telegram.chat_id}"  # type: ignore[union-attr]
+
+    def wants(self, event_type: str) -> bool:
+        return any(event_matches(pattern, event_type) for pattern in self.events)
+
+
+def event_matches(pattern: str, event_type: str) -> bool:
+    """``*`` = every event, ``trade.*`` = every event of that family, else the exact type."""
+    if pattern == "*":
+        return True
+    if pattern.endswith(".*"):
+        return event_type.startswith(pattern[:-1])
+    return pattern == event_type
+
+
 class LoggingConfig(_Model):
     level: Literal["debug", "info", "warning", "error"] = "info"
     format: Literal["auto", "console", "json"] = "auto"
@@ -173,6 +261,7 @@ class Config(_Model):
     symbols: SymbolsConfig = SymbolsConfig()
     risk: RiskConfig = RiskConfig()
     logging: LoggingConfig = LoggingConfig()
+    notify: tuple[NotifyTarget, ...] = ()
 
     def secrets(self) -> list[str]:
         """Every configured secret value: what must never appear in logs, answers or the DB."""
@@ -183,6 +272,8 @@ class Config(_Model):
             self.ctrader.client_secret,
             self.ctrader.access_token,
             self.ctrader.refresh_token,
+            *(t.secret for t in self.notify),
+            *(t.telegram.bot_token for t in self.notify if t.telegram is not None),
         ]
         return [v.get_secret_value() for v in values if v is not None and v.get_secret_value()]
 
@@ -262,7 +353,10 @@ def _resolve_paths(data: dict[str, Any], base_dir: Path) -> None:
                 block[key] = str(base_dir / candidate)
 
 
-_SECRET_KEYS = {"webhook_token", "api_token", "inbound_hmac_secret", "client_secret", "access_token", "refresh_token"}
+_SECRET_KEYS = {
+    "webhook_token", "api_token", "inbound_hmac_secret", "client_secret", "access_token", "refresh_token",
+    "secret", "bot_token",
+}
 
 
 def _format_errors(exc: ValidationError) -> list[str]:
@@ -295,7 +389,15 @@ def _reason(err: Mapping[str, Any], *, secret: bool) -> str:
     if kind == "literal_error":
         return f"must be one of {ctx.get('expected')}, got {got}"
     message = str(err.get("msg", kind)).removeprefix("Value error, ")
+    if _holds_secret(err.get("input")):  # a whole section with a secret in it: no echo
+        return message
     return f"{message}, got {got}"
+
+
+def _holds_secret(value: Any) -> bool:
+    if isinstance(value, Mapping):
+        return any(k in _SECRET_KEYS or _holds_secret(v) for k, v in value.items())
+    return isinstance(value, list) and any(_holds_secret(v) for v in value)
 
 
 def _plain(value: Any) -> str:

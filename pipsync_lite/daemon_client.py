@@ -27,18 +27,28 @@ def base_url(config: Config) -> str:
     return f"http://{host}:{config.server.port}"
 
 
-def call(config: Config, method: str, path: str, payload: Any = None, timeout: float = 10.0) -> Answer:
-    """``method path`` on the daemon with ``server.api_token``; JSON in, JSON (or text) out."""
+def call(
+    config: Config,
+    method: str,
+    path: str,
+    payload: Any = None,
+    timeout: float = 10.0,
+    *,
+    body: bytes | None = None,
+    content_type: str = "application/json",
+) -> Answer:
+    """``method path`` on the daemon with ``server.api_token``; JSON in (or ``body`` as it is),
+    JSON (or text) out."""
     if config.server.api_token is None:
         raise DaemonUnreachable("server.api_token is not set: the daemon's API is disabled")
-    data = None if payload is None else json.dumps(payload).encode()
+    data = body if body is not None else None if payload is None else json.dumps(payload).encode()
     request = urllib.request.Request(
         base_url(config) + path,
         data=data,
         method=method,
         headers={
             "Authorization": f"Bearer {config.server.api_token.get_secret_value()}",
-            "Content-Type": "application/json",
+            "Content-Type": content_type,
             "Accept": "application/json",
         },
     )

@@ -153,6 +153,34 @@ MIGRATIONS: tuple[str, ...] = (
         config_digest  TEXT NOT NULL             -- keyed digest of the YAML pair last read
     );
     """,
+    # 4 (issue 7): outbound events (notify.py / outbox.py)
+    """
+    CREATE TABLE outbox (
+        id               INTEGER PRIMARY KEY,
+        event_id         TEXT NOT NULL,          -- X-PipSync-Event-Id: the receiver's dedup key
+        event_type       TEXT NOT NULL,
+        target           TEXT NOT NULL,          -- the webhook URL, or telegram:<chat_id>
+        body             TEXT NOT NULL,          -- the JSON body exactly as sent
+        status           TEXT NOT NULL,          -- pending|delivered|failed|dropped
+        attempts         INTEGER NOT NULL DEFAULT 0,
+        next_attempt_at  REAL NOT NULL,          -- unix seconds
+        created_at       TEXT NOT NULL,
+        delivered_at     TEXT,
+        last_error       TEXT
+    );
+    CREATE UNIQUE INDEX outbox_event_target ON outbox (event_id, target);
+    CREATE INDEX outbox_due ON outbox (status, next_attempt_at);
+    CREATE TABLE outbox_attempts (
+        id           INTEGER PRIMARY KEY,
+        outbox_id    INTEGER NOT NULL REFERENCES outbox (id),
+        attempt      INTEGER NOT NULL,
+        at           TEXT NOT NULL,
+        status_code  INTEGER,                    -- the HTTP status, NULL when none came back
+        error        TEXT,
+        duration_ms  INTEGER NOT NULL
+    );
+    CREATE INDEX outbox_attempts_outbox ON outbox_attempts (outbox_id);
+    """,
 )
 
 

@@ -27,14 +27,16 @@ import base64
 import contextlib
 import hashlib
 import hmac
+import os
+import time
 from collections.abc import Callable
 from dataclasses import dataclass, field
-from datetime import datetime, timedelta
+from datetime import UTC, datetime, timedelta
 
 import structlog
 from cryptography.fernet import Fernet, InvalidToken
 
-from pipsync_lite.config import CTraderConfig
+from pipsync_lite.config import Config, CTraderConfig
 from pipsync_lite.ctrader.client import CTraderClient
 from pipsync_lite.errors import BrokerError
 from pipsync_lite.events import EventBus
@@ -64,7 +66,8 @@ class TokenManager:
     def __init__(self, store: Store, config: CTraderConfig, events: EventBus, clock: Callable[[], datetime]) -> None:
         self._store = store
         self._account_id = config.account_id
-        self._yaml_access = config.access_token.get_secret_value()
+        # The YAML may carry no pair at all once `pipsync-lite auth` stored one in the database.
+        self._yaml_access = config.access_token.get_secret_value() if config.access_token else ""
         self._yaml_refresh = config.refresh_token.get_secret_value() if config.refresh_token else ""
         secret = config.client_secret.get_secret_value().encode()
         self._key = hmac.new(secret, b"pipsync-lite broker_tokens v1", hashlib.sha256).digest()
@@ -78,7 +81,11 @@ class TokenManager:
 
     # --- choosing the pair at start ---------------------------------------------------------
 
-    async def load(self) -> TokenPair:
+    async def load(self, *, mark_read: bool = True) -> TokenPair | None:
+        """The pair to use now; None when neither the database nor the YAML has one.
+
+        ``mark_read=False`` (a command that only looks) leaves a new YAML pair unread, so that
+        the daemon still prefers it over the database's older pair at its next start."""
         digest = self._digest(self._yaml_access, self._yaml_refresh)
         async with self._store.db.execute(
             "SELECT * FROM broker_tokens WHERE account_id = ?", (self._account_id,)
@@ -99,17 +106,21 @@ class TokenManager:
         elif row is not None:
             log.info("broker_tokens_from_config", reason="the YAML token pair changed since it was last read")
         if pair is None:
+            if not self._yaml_access:
+                return None
             pair = TokenPair(self._yaml_access, self._yaml_refresh, self._clock(), None, "config")
-            await self._write(pair, digest)
+            if mark_read:
+                await self._write(pair, digest)
         self.current = pair
         self._log_status("broker_token_loaded")
         return pair
 
     # --- the on_tokens callback -----------------------------------------------------------
 
-    async def save(self, access_token: str, refresh_token: str, expires_in: int) -> None:
-        """Persist a refreshed pair (awaited by the session before the pair is used)."""
-        pair = TokenPair(access_token, refresh_token, self._clock(), int(expires_in), "database")
+    async def save(self, access_token: str, refresh_token: str, expires_in: int | None) -> None:
+        """Persist a new pair (a refresh, awaited by the session before the pair is used, or
+        `pipsync-lite auth`). The YAML pair of now counts as read: this pair wins over it."""
+        pair = TokenPair(access_token, refresh_token, self._clock(), None if expires_in is None else int(expires_in), "database")
         await self._write(pair, self._digest(self._yaml_access, self._yaml_refresh))
         self.current = pair
         self._changed.set()
@@ -210,3 +221,32 @@ class TokenManager:
         seconds = max(0, int(left.total_seconds()))
         log.warning("broker_token_expiring", expires_in_seconds=seconds, refresh_token=bool(pair.refresh_token))
         self._events.emit("token.expiring", account_id=self._account_id, expires_in_seconds=seconds)
+
+
+# -- for the operator's commands (auth, accounts, symbols): one call each ------------------
+
+
+async def choose(store: Store, config: Config, *, mark_read: bool = True) -> TokenPair | None:
+    """The pair the daemon would use now (see :meth:`TokenManager.load`)."""
+    return await TokenManager(store, config.ctrader, EventBus(), _utcnow).load(mark_read=mark_read)
+
+
+async def save(store: Store, config: Config, access_token: str, refresh_token: str, expires_in: int | None) -> None:
+    """Keep a pair obtained outside the daemon (``auth``, a command's own refresh)."""
+    await TokenManager(store, config.ctrader, EventBus(), _utcnow).save(access_token, refresh_token, expires_in)
+    _owner_only(store)
+
+
+def seconds_left(expires_at: float | None, now: float | None = None) -> int | None:
+    return None if expires_at is None else int(expires_at - (time.time() if now is None else now))
+
+
+def _utcnow() -> datetime:
+    return datetime.now(UTC)
+
+
+def _owner_only(store: Store) -> None:
+    """The database holds credentials: readable by its owner only."""
+    for suffix in ("", "-wal", "-shm"):
+        with contextlib.suppress(OSError):  # -wal/-shm may not exist right now
+            os.chmod(f"{store.path}{suffix}", 0o600)

@@ -64,14 +64,17 @@ async def problems_middleware(
     except web.HTTPException as exc:
         if exc.status < 400:
             raise
-        return problem(exc.status, exc.reason)
+        response = problem(exc.status, exc.reason)
+        if "Allow" in exc.headers:  # 405 names the methods that would work
+            response.headers["Allow"] = exc.headers["Allow"]
+        return response
     except Exception:
         log.exception("request_crashed", path=request.path)
         return problem(500, "Internal Server Error", "the error was logged")
 
 
 #: Paths behind ``server.api_token`` (Authorization: Bearer <token>).
-PROTECTED_PREFIXES = ("/v1/", "/api/", "/admin/")
+PROTECTED_PREFIXES = ("/v1/", "/api/", "/admin/", "/metrics")
 
 
 @web.middleware

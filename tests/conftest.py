@@ -68,7 +68,10 @@ def daemon_config(sim: Simulator, tmp_path: Path, **sections: dict[str, Any]) ->
         "risk": {"dedupe_window_seconds": 0},
     }
     for section, values in sections.items():
-        data.setdefault(section, {}).update(values)
+        if isinstance(values, dict):
+            data.setdefault(section, {}).update(values)
+        else:  # a list section (notify)
+            data[section] = values
     return Config.model_validate(data)
 
 
@@ -124,3 +127,7 @@ def captured_logs() -> Any:
     """structlog events emitted during the test (structlog.testing.capture_logs)."""
     with structlog.testing.capture_logs() as events:
         yield events
+
+
+# Fixtures of the operator features (notify, read API, status page, CLI): local HTTP doubles.
+from .fakes import endpoint, endpoint_factory, operator_daemon  # noqa: E402, F401
