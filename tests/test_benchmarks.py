@@ -31,4 +31,5 @@ def test_quick_run_prints_all_five_benchmarks_with_measured_rows() -> None:
         assert alerts == answered == on_wire and p50 != "-", row
     ingest = [r for r in rows if "hello world" in r[1] or "daemon, guard rejects" in r[1]]
     assert len(ingest) == 2 and all(int(r[3]) > 0 for r in ingest), out
-    assert "RSS after" in out and "database per 10k" in out
+    phases = [r for r in rows if r[1].strip() in {"accepted", "stored"}]
+    assert len(phases) == 10 and "RSS idle" in out and "database per 10k" in out, out
