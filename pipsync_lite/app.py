@@ -104,6 +104,7 @@ class Daemon:
         self.intake: Intake | None = None
         self.recovery: Recovery | None = None
         self.audit: StopAudit | None = None
+        self.journal: JournalBroker | None = None
         self._web: WebState | None = None
         self._runner: web.AppRunner | None = None
         self.port: int = config.server.port
@@ -145,7 +146,9 @@ class Daemon:
         self.events.subscribe(self.metrics.on_event)
         self.ledger = Ledger(self.store, self.broker.symbol_by_id, self.events)
         self.intake = Intake(self.config.ctrader, self.store, self.events, self._clock)
-        journal = JournalBroker(TimedBroker(self.broker, self.metrics), self.store, on_unknown=self._on_unknown)
+        self.journal = journal = JournalBroker(
+            TimedBroker(self.broker, self.metrics), self.store, on_unknown=self._on_unknown
+        )
         self.engine = Engine(
             self.config, self.store, journal, events=self.events, clock=self._clock, intake=self.intake
         )
@@ -323,6 +326,8 @@ class Daemon:
             log.warning("daemon_stop_inflight_left", timeout=drain_timeout)
         if self.audit is not None:
             await self.audit.stop()
+        if self.journal is not None:
+            await self.journal.flush()
         if self.tokens is not None:
             await self.tokens.stop()
         if self.broker is not None:

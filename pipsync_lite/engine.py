@@ -172,6 +172,8 @@ class Engine:
             return Outcome("invalid", signal_id, field=err.field, reason=reason)
 
         record = self._with_signal(record, signal)
+        if self._intake is not None:
+            await self._intake.wait_brief()  # outside the lock: the drain that opens it needs it
         async with self._decisions:
             original = await self._duplicate_of(signal, record, now)
             if original is not None:
@@ -327,7 +329,7 @@ class Engine:
         only: Callable[[list[Position]], list[Position]] | None = None,
     ) -> _Decision:
         if gated and self._intake is not None:
-            admission = await self._intake.admit()
+            admission = self._intake.admit()
             if admission == "queue":
                 reason = f"not connected to cTrader: waits up to {self._intake.max_age} s for the broker"
                 return _Decision("queued", reason=reason)

@@ -95,11 +95,15 @@ class Intake:
         self._brief = brief
         self.reason = reason
 
-    async def admit(self, wait: float = ADMISSION_WAIT) -> Admission:
-        """``open``, or what to do with an alert now: ``queue`` it or ``reject`` it (503)."""
+    async def wait_brief(self, wait: float = ADMISSION_WAIT) -> None:
+        """Wait out a recovery under way (not an outage), up to ``wait`` seconds. Called before
+        the engine takes its decision lock: the drain that opens the intake needs that lock."""
         if not self._open.is_set() and self._brief and wait > 0:
             with contextlib.suppress(TimeoutError):
                 await asyncio.wait_for(self._open.wait(), wait)
+
+    def admit(self) -> Admission:
+        """``open``, or what to do with an alert now: ``queue`` it or ``reject`` it (503)."""
         if self._open.is_set():
             return "open"
         return "queue" if self.mode == "queue" else "reject"

@@ -98,6 +98,7 @@ class JournalBroker:
         self._store = store
         self._on_unknown = on_unknown
         self._retry_delays = tuple(retry_delays)
+        self._settling: set[asyncio.Task[None]] = set()
 
     def __getattr__(self, name: str) -> Any:
         return getattr(self._broker, name)
@@ -126,14 +127,14 @@ class JournalBroker:
             relative_stop_loss=request.relative_stop_loss,
         )
         result = await self._call(row, signal_id, lambda: self._broker.place_order(request))
-        await self._settle(row, "done", order_id=result.order_id, position_id=result.position_id)
+        self._done(row, order_id=result.order_id, position_id=result.position_id)
         return result
 
     async def close_position(self, position_id: int, volume: int) -> Deal:
         signal_id = CURRENT_SIGNAL.get()
         row = await self._open("close", signal_id, position_id=position_id, volume=volume)
         deal = await self._call(row, signal_id, lambda: self._broker.close_position(position_id, volume))
-        await self._settle(row, "done", order_id=deal.order_id)
+        self._done(row, order_id=deal.order_id)
         return deal
 
     async def amend_position_sltp(
@@ -150,21 +151,21 @@ class JournalBroker:
             signal_id,
             lambda: self._broker.amend_position_sltp(position_id, stop_loss, take_profit, trailing_stop_loss),
         )
-        await self._settle(row, "done")
+        self._done(row)
         return position
 
     async def cancel_order(self, order_id: int) -> None:
         signal_id = CURRENT_SIGNAL.get()
         row = await self._open("cancel", signal_id, order_id=order_id)
         await self._call(row, signal_id, lambda: self._broker.cancel_order(order_id))
-        await self._settle(row, "done")
+        self._done(row)
 
     async def amend_order(self, order_id: int, **changes: Any) -> PendingOrder:
         signal_id = CURRENT_SIGNAL.get()
         row = await self._open("amend_order", signal_id, order_id=order_id)
         amend: Callable[..., Awaitable[PendingOrder]] = self._broker.amend_order  # type: ignore[attr-defined]
         order = await self._call(row, signal_id, lambda: amend(order_id, **changes))
-        await self._settle(row, "done")
+        self._done(row)
         return order
 
     # --- the journal ----------------------------------------------------------------------
@@ -183,6 +184,18 @@ class JournalBroker:
 
     async def _settle(self, row: int, state: str, detail: str | None = None, **fields: Any) -> None:
         await settle(self._store, row, state, detail, **fields)
+
+    def _done(self, row: int, **fields: Any) -> None:
+        """Record an answered request without holding up its caller: if this write is lost,
+        the row stays ``sent`` and the recovery finds the answer at the broker."""
+        task = asyncio.create_task(settle(self._store, row, "done", **fields), name="journal-settle")
+        self._settling.add(task)
+        task.add_done_callback(self._settling.discard)
+
+    async def flush(self) -> None:
+        """Wait for the outcomes still being written (before the store closes)."""
+        if self._settling:
+            await asyncio.gather(*self._settling, return_exceptions=True)
 
     async def _call(self, row: int, signal_id: int | None, send: Callable[[], Awaitable[T]]) -> T:
         delays = iter(self._retry_delays)
