@@ -76,7 +76,8 @@ async def test_status_page_in_chromium(
     await settled(daemon, opened["signal_id"])
     _, short, _ = await post(http, daemon, {"action": "sell", "symbol": "USDJPY", "lots": 0.1})
     await settled(daemon, short["signal_id"])
-    await post(http, daemon, {"action": "buy", "symbol": "EURUSD", "lots": 50})  # the broker refuses: no margin
+    _, refused, _ = await post(http, daemon, {"action": "buy", "symbol": "EURUSD", "lots": 50})  # no margin
+    await settled(daemon, refused["signal_id"])  # the broker's refusal is on record before the page is read
     await post(http, daemon, "action=buy;symbol=EURUSD;lots=lots", "text/plain")  # invalid
     sim.faults.reject_next_order("MARKET_CLOSED")
     _, failed, _ = await post(http, daemon, {"action": "buy", "symbol": "GBPUSD", "lots": 0.05})
