@@ -287,6 +287,9 @@ async def _serve(app: web.Application) -> web.AppRunner:
 
 
 def run(argv: list[str]) -> None:
+    from tests.benchmarks.broker import die_with_parent
+
+    die_with_parent()
     spec = json.loads(argv[0])
     if spec.get("loop") == "uvloop":
         import uvloop
