@@ -37,8 +37,8 @@ apart whatever the answers do (open loop), as a bot mostly sends them. The floor
 handler doing one durable SQLite insert (WAL, synchronous=FULL) then writing a pre-encoded order
 frame on an authorized TLS socket. `daemon, unpaced` lifts the broker's 50 requests/s (client pacer
 and simulator) to show the software path; `daemon, paced 50/s` is production: past 50 alerts/s
-orders queue at the pacer (latency grows ~20 ms per queued order) and an order still queued after
-request_timeout (10 s) fails unsent. CPU ms/alert is the subject process's user+system time per
+orders queue at the pacer (latency grows ~20 ms per queued order); how each run's signals ended
+(executed, failed, unknown) is listed under table 1. CPU ms/alert is the subject process's user+system time per
 alert, all threads: the least noisy number here."""
 
 

@@ -21,8 +21,10 @@ clientMsgId), else ``""``.
 from __future__ import annotations
 
 import asyncio
+import ctypes
 import json
 import re
+import signal
 import ssl
 import struct
 import sys
@@ -151,11 +153,20 @@ async def _lines() -> Any:
         yield line
 
 
+def die_with_parent() -> None:
+    """End this child with the benchmark process, however that ends (Linux: PR_SET_PDEATHSIG)."""
+    try:
+        ctypes.CDLL(None, use_errno=True).prctl(1, signal.SIGTERM)
+    except (OSError, AttributeError):
+        pass  # elsewhere: the end of stdin still stops the child
+
+
 def _say(value: Any, prefix: str = "") -> None:
     sys.stdout.write(prefix + json.dumps(value) + "\n")
     sys.stdout.flush()
 
 
 if __name__ == "__main__":
+    die_with_parent()
     given = json.loads(sys.argv[1])
     asyncio.run(tap(given) if "tap" in given else simulator(given))

@@ -30,6 +30,7 @@ import ssl
 import struct
 import sys
 import time
+import traceback
 from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
@@ -286,14 +287,26 @@ async def _serve(app: web.Application) -> web.AppRunner:
 
 
 def run(argv: list[str]) -> None:
-    spec = json.loads(argv[0])
-    if spec.get("loop") == "uvloop":
-        import uvloop
+    from tests.benchmarks.broker import die_with_parent
 
-        uvloop.run(main(spec))
-    else:
-        asyncio.run(main(spec))
-    os._exit(0)  # nothing left worth a slow interpreter teardown
+    die_with_parent()
+    spec = json.loads(argv[0])
+    code = 0
+    try:
+        if spec.get("loop") == "uvloop":
+            import uvloop
+
+            uvloop.run(main(spec))
+        else:
+            asyncio.run(main(spec))
+    except BaseException:  # noqa: BLE001 (the benchmark went away mid-run: say why, still exit)
+        traceback.print_exc()
+        code = 1
+    finally:
+        # An exit that skips the interpreter's teardown: after a failure the store may still be
+        # open, and its aiosqlite thread (not a daemon thread) would keep the process alive.
+        sys.stderr.flush()
+        os._exit(code)
 
 
 if __name__ == "__main__":
