@@ -48,7 +48,7 @@ def _where(clauses: Iterable[tuple[str, Any]]) -> tuple[str, list[Any]]:
 
 
 async def _all(store: Store, query: str, args: Iterable[Any] = ()) -> list[dict[str, Any]]:
-    async with store.db.execute(query, tuple(args)) as cursor:
+    async with store.reader.execute(query, tuple(args)) as cursor:
         return [dict(r) for r in await cursor.fetchall()]
 
 

@@ -22,6 +22,7 @@ from __future__ import annotations
 import asyncio
 from collections.abc import Awaitable, Callable, Sequence
 from contextvars import ContextVar
+from dataclasses import dataclass
 from decimal import Decimal
 from typing import Any, TypeVar
 
@@ -38,7 +39,7 @@ from pipsync_lite.ctrader.model import (
 from pipsync_lite.errors import BrokerRejected, BrokerTimeout, BrokerUnavailable
 from pipsync_lite.ledger import signal_id_from_label
 from pipsync_lite.plans import ClosePlan, EntryPlan, Plan
-from pipsync_lite.store import Store, utcnow_iso
+from pipsync_lite.store import Statement, Store, utcnow_iso
 
 log = structlog.get_logger("pipsync_lite.journal")
 T = TypeVar("T")
@@ -46,12 +47,52 @@ T = TypeVar("T")
 #: The signal whose execution is running in this task, and how many requests its plan makes.
 CURRENT_SIGNAL: ContextVar[int | None] = ContextVar("pipsync_current_signal", default=None)
 CURRENT_STEPS: ContextVar[int | None] = ContextVar("pipsync_current_steps", default=None)
+#: The journal row of the plan's first request, already written with the signal's row.
+PREPARED: ContextVar[Prepared | None] = ContextVar("pipsync_prepared_request", default=None)
 
 
-def bind_signal(signal_id: int, plan: Plan) -> None:
+@dataclass(frozen=True, slots=True)
+class Prepared:
+    """A journal row written ahead, in the signal's own transaction: the first request's."""
+
+    kind: str
+    row: int
+    statement: Statement
+
+
+def bind_signal(signal_id: int, plan: Plan, prepared: Prepared | None = None) -> None:
     """Tie the broker requests of this task to the signal (called as its execution starts)."""
     CURRENT_SIGNAL.set(signal_id)
     CURRENT_STEPS.set(plan_steps(plan))
+    PREPARED.set(prepared)
+
+
+def first_request(plan: Plan, label: str) -> tuple[str, dict[str, Any]] | None:
+    """The kind and journal fields of the first request ``plan`` sends (as the executor sends it)."""
+    if isinstance(plan, EntryPlan):
+        if plan.closes_first:
+            close = plan.closes_first[0]
+            return "close", {"position_id": close.position.position_id, "volume": close.volume}
+        request = plan.request
+        return "new_order", {
+            "client_order_id": label,
+            "volume": request.volume,
+            "stop_loss": request.stop_loss,
+            "relative_stop_loss": request.relative_stop_loss,
+        }
+    if isinstance(plan, ClosePlan):
+        if plan.cancels:
+            return "cancel", {"order_id": plan.cancels[0].order.order_id}
+        if plan.closes:
+            close = plan.closes[0]
+            return "close", {"position_id": close.position.position_id, "volume": close.volume}
+        return None
+    if plan.positions:
+        amend = plan.positions[0]
+        return "amend_sltp", {"position_id": amend.position.position_id, "stop_loss": amend.stop_loss}
+    if plan.orders:
+        return "amend_order", {"order_id": plan.orders[0].order.order_id}
+    return None
 
 
 def plan_steps(plan: Plan) -> int:
@@ -170,17 +211,37 @@ class JournalBroker:
 
     # --- the journal ----------------------------------------------------------------------
 
+    def prepare(self, signal_id: int, plan: Plan, label: str) -> Prepared | None:
+        """The journal row of ``plan``'s first request, to be written with the signal's row
+        (one commit instead of two before the order leaves); its execution then uses it."""
+        first = first_request(plan, label)
+        if first is None:
+            return None
+        kind, fields = first
+        row, statement = self._row(kind, signal_id, plan_steps(plan), fields)
+        return Prepared(kind, row, statement)
+
     async def _open(self, kind: str, signal_id: int | None, **fields: Any) -> int:
-        values = {k: str(v) if isinstance(v, Decimal) else v for k, v in fields.items()}
+        """Write the request's row, durably, before it is sent; its id."""
+        prepared = PREPARED.get()
+        if prepared is not None and signal_id == CURRENT_SIGNAL.get():
+            PREPARED.set(None)  # written in the signal's transaction: use it, once
+            if prepared.kind == kind:
+                return prepared.row
+            log.error("journal_prepared_mismatch", prepared=prepared.kind, sent=kind)  # a bug: journal anew
         steps = CURRENT_STEPS.get() if signal_id is not None and signal_id == CURRENT_SIGNAL.get() else None
-        columns = {"signal_id": signal_id, "kind": kind, "steps": steps, "state": "sent", "sent_at": utcnow_iso(), **values}
+        row, statement = self._row(kind, signal_id, steps, fields)
+        await self._store.db.execute(*statement)
+        return row
+
+    def _row(self, kind: str, signal_id: int | None, steps: int | None, fields: dict[str, Any]) -> tuple[int, Statement]:
+        values = {k: str(v) if isinstance(v, Decimal) else v for k, v in fields.items()}
+        row = self._store.new_id("broker_requests")
+        columns = {"id": row, "signal_id": signal_id, "kind": kind, "steps": steps, "state": "sent",
+                   "sent_at": utcnow_iso(), **values}  # fmt: skip
         names = ", ".join(columns)
         marks = ", ".join("?" for _ in columns)
-        cursor = await self._store.db.execute(
-            f"INSERT INTO broker_requests ({names}) VALUES ({marks})", tuple(columns.values())
-        )
-        assert cursor.lastrowid is not None
-        return cursor.lastrowid
+        return row, (f"INSERT INTO broker_requests ({names}) VALUES ({marks})", tuple(columns.values()))
 
     async def _settle(self, row: int, state: str, detail: str | None = None, **fields: Any) -> None:
         await settle(self._store, row, state, detail, **fields)

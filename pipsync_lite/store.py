@@ -1,8 +1,15 @@
-"""The trade log: SQLite through aiosqlite, WAL, versioned schema, one connection (one writer).
+"""The trade log: SQLite, WAL, versioned schema, one writer connection with group commit.
 
 Durability: ``journal_mode=WAL`` with ``synchronous=FULL``: a signal's row is fsynced before
 the webhook answers 202, so neither a crash nor a power cut loses an acknowledged signal.
+Every write goes through one :class:`~pipsync_lite.database.Database` (one thread, writes
+issued together share one commit); the read API reads through its own aiosqlite connection
+(``reader``), so a long page of history never holds up a signal's commit.
 Migrations are numbered steps applied in order; ``PRAGMA user_version`` records the last.
+
+Signal and journal row ids are handed out here, in memory (this process is the only writer):
+the engine knows a signal's id before its row is written, so the signal and the journal row
+of its first broker request go to disk in one transaction (:meth:`Store.signal_statement`).
 """
 
 from __future__ import annotations
@@ -17,6 +24,8 @@ from pathlib import Path
 from typing import Any
 
 import aiosqlite
+
+from pipsync_lite.database import Database, Statement
 
 MIGRATIONS: tuple[str, ...] = (
     # 1: the first release
@@ -219,48 +228,67 @@ class SignalRecord:
     context: Mapping[str, Any] | None = None
 
 
+PRAGMAS = ("journal_mode=WAL", "synchronous=FULL", "foreign_keys=ON", "busy_timeout=5000")
+
+
 class Store:
-    """One aiosqlite connection; every write goes through it in order."""
+    """The trade log: ``db`` for everything the daemon does, ``reader`` for the read API."""
 
     def __init__(self, path: Path) -> None:
         self.path = path
-        self._db: aiosqlite.Connection | None = None
+        self._db: Database | None = None
+        self._reader: aiosqlite.Connection | None = None
         self.instance_id = ""
+        self._next_id: dict[str, int] = {}
 
     @property
-    def db(self) -> aiosqlite.Connection:
+    def db(self) -> Database:
         if self._db is None:
             raise RuntimeError("store is not open")
         return self._db
 
+    @property
+    def reader(self) -> aiosqlite.Connection:
+        """A read-only view for the API and the status page (committed rows only)."""
+        if self._reader is None:
+            raise RuntimeError("store is not open")
+        return self._reader
+
     async def open(self) -> None:
         self.path.parent.mkdir(parents=True, exist_ok=True)
-        self._db = await aiosqlite.connect(self.path, isolation_level=None)
-        self._db.row_factory = aiosqlite.Row
-        await self._db.execute("PRAGMA journal_mode=WAL")
-        await self._db.execute("PRAGMA synchronous=FULL")
-        await self._db.execute("PRAGMA foreign_keys=ON")
-        await self._db.execute("PRAGMA busy_timeout=5000")
+        self._db = Database(self.path, PRAGMAS)
+        await self._db.open()
         await self._migrate()
         self.instance_id = await self._instance_id()
+        for table in ("signals", "broker_requests"):
+            async with self.db.execute(f"SELECT COALESCE(MAX(id), 0) FROM {table}") as cursor:  # noqa: S608
+                row = await cursor.fetchone()
+            self._next_id[table] = int(row[0]) + 1 if row else 1
+        self._reader = await aiosqlite.connect(self.path, isolation_level=None)
+        self._reader.row_factory = aiosqlite.Row
+        await self._reader.execute("PRAGMA busy_timeout=5000")
+        await self._reader.execute("PRAGMA query_only=ON")
 
     async def close(self) -> None:
+        if self._reader is not None:
+            await self._reader.close()
+            self._reader = None
         if self._db is not None:
-            try:
-                await self._db.execute("PRAGMA wal_checkpoint(TRUNCATE)")
-            except aiosqlite.OperationalError:
-                # a statement interrupted by cancellation still holds a table; closing the
-                # connection finalizes it and SQLite checkpoints the WAL itself
-                pass
-            await self._db.close()
+            await self._db.close()  # checkpoints the WAL
             self._db = None
+
+    def new_id(self, table: str) -> int:
+        """The next row id of ``signals`` or ``broker_requests`` (only this process writes them)."""
+        value = self._next_id[table]
+        self._next_id[table] = value + 1
+        return value
 
     async def _migrate(self) -> None:
         async with self.db.execute("PRAGMA user_version") as cursor:
             row = await cursor.fetchone()
         version = int(row[0]) if row else 0
         for number, script in enumerate(MIGRATIONS[version:], start=version + 1):
-            await self.db.executescript(f"BEGIN;\n{script}\nPRAGMA user_version={number};\nCOMMIT;")
+            await self.db.script(f"BEGIN;\n{script}\nPRAGMA user_version={number};\nCOMMIT;")
 
     async def _instance_id(self) -> str:
         """A random id per database: labels stay unique if the database is ever replaced."""
@@ -275,13 +303,21 @@ class Store:
     # -- signals --------------------------------------------------------------------------
 
     async def insert_signal(self, record: SignalRecord) -> int:
+        signal_id, statement = self.signal_statement(record)
+        await self.db.execute(*statement)
+        return signal_id
+
+    def signal_statement(self, record: SignalRecord) -> tuple[int, Statement]:
+        """A new signal's id and the statement that inserts its row (not yet executed)."""
+        signal_id = self.new_id("signals")
         now = utcnow_iso(record.received_at)
-        cursor = await self.db.execute(
-            """INSERT INTO signals (received_at, source_ip, dialect, raw_body, parsed, action, symbol,
+        return signal_id, (
+            """INSERT INTO signals (id, received_at, source_ip, dialect, raw_body, parsed, action, symbol,
                    idempotency_key, status, rule, field, reason, lots, duplicate_of, config_version,
                    updated_at, body_hash, context)
-               VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)""",
+               VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)""",
             (
+                signal_id,
                 now,
                 record.source_ip,
                 record.dialect,
@@ -302,8 +338,6 @@ class Store:
                 None if record.context is None else json.dumps(record.context, default=str),
             ),
         )
-        assert cursor.lastrowid is not None
-        return cursor.lastrowid
 
     async def set_signal_status(
         self, signal_id: int, status: str, *, rule: str | None = None, reason: str | None = None

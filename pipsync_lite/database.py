@@ -1,0 +1,274 @@
+"""SQLite with group commit: one connection on its own thread, one fsync per batch of writes.
+
+Every statement the daemon writes must be durable before the code that issued it goes on
+(``synchronous=FULL``): a signal's row before the webhook answers, a request's journal row
+before the request is sent. Committing each statement on its own costs one fsync each, and
+the statements of concurrent alerts queue behind each other's fsyncs. Here the writer thread
+takes everything queued while it was busy and runs it as ONE transaction with ONE commit:
+under load many alerts share an fsync, alone an alert pays exactly one.
+
+The guarantees are those of committing each statement on its own:
+
+- a statement's future resolves only after the COMMIT that made it durable;
+- statements run in the order they were issued (one thread, one FIFO queue);
+- a statement that fails fails alone: each runs under a SAVEPOINT, so the others of its batch
+  still commit (a failed COMMIT fails every statement of the batch);
+- :meth:`Database.atomic` runs several statements all-or-nothing.
+
+The surface is the part of aiosqlite's the project uses: ``execute()`` is awaitable and an
+async context manager, and gives a cursor whose rows (``sqlite3.Row``) were fetched in the
+thread. Reads go through the same queue, so they see every write issued before them.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import sqlite3
+import threading
+from collections.abc import Callable, Generator, Iterable, Sequence
+from dataclasses import dataclass, field
+from pathlib import Path
+from queue import SimpleQueue
+from typing import Any
+
+Params = Sequence[Any] | dict[str, Any]
+Statement = tuple[str, Params]
+
+
+class Cursor:
+    """The rows and counters of one executed statement (already fetched)."""
+
+    __slots__ = ("_rows", "description", "lastrowid", "rowcount")
+
+    def __init__(self, cursor: sqlite3.Cursor) -> None:
+        self.description = cursor.description
+        self._rows: list[sqlite3.Row] = cursor.fetchall() if cursor.description else []
+        self.lastrowid = cursor.lastrowid
+        self.rowcount = cursor.rowcount
+
+    async def fetchone(self) -> sqlite3.Row | None:
+        return self._rows.pop(0) if self._rows else None
+
+    async def fetchall(self) -> list[sqlite3.Row]:
+        rows, self._rows = self._rows, []
+        return rows
+
+    def __aiter__(self) -> Cursor:
+        return self
+
+    async def __anext__(self) -> sqlite3.Row:
+        if not self._rows:
+            raise StopAsyncIteration
+        return self._rows.pop(0)
+
+    async def close(self) -> None:
+        self._rows = []
+
+
+class _Pending:
+    """What ``execute`` returns: await it, or ``async with`` it, for the cursor."""
+
+    __slots__ = ("_future",)
+
+    def __init__(self, future: asyncio.Future[Cursor]) -> None:
+        self._future = future
+
+    def __await__(self) -> Generator[Any, None, Cursor]:
+        return self._future.__await__()
+
+    async def __aenter__(self) -> Cursor:
+        return await self._future
+
+    async def __aexit__(self, *exc: object) -> None:
+        return None
+
+
+@dataclass(slots=True)
+class _Op:
+    run: Callable[[sqlite3.Connection], Any]
+    future: asyncio.Future[Any]
+    alone: bool = False  # a script: runs outside any batch transaction
+    several: bool = False  # atomic(): its statements need a transaction even when alone
+    outcome: tuple[bool, Any] = field(default=(False, None))
+
+
+_STOP = object()
+
+
+class Database:
+    """One SQLite connection, one thread, group commit (see the module doc)."""
+
+    def __init__(self, path: Path, pragmas: Iterable[str] = ()) -> None:
+        self.path = path
+        self._pragmas = tuple(pragmas)
+        self._queue: SimpleQueue[Any] = SimpleQueue()
+        self._thread: threading.Thread | None = None
+        self._loop: asyncio.AbstractEventLoop | None = None
+        self.batches = 0  # commits made (for benchmarks and tests)
+        self.statements = 0
+
+    async def open(self) -> None:
+        self._loop = asyncio.get_running_loop()
+        ready: asyncio.Future[None] = self._loop.create_future()
+        self._thread = threading.Thread(target=self._work, args=(ready,), name="sqlite-writer", daemon=True)
+        self._thread.start()
+        await ready
+
+    def execute(self, sql: str, params: Params = ()) -> _Pending:
+        return _Pending(self._submit(lambda conn: Cursor(conn.execute(sql, params))))
+
+    async def atomic(self, statements: Sequence[Statement]) -> list[Cursor]:
+        """Run ``statements`` all-or-nothing; their cursors once they are durable."""
+
+        def run(conn: sqlite3.Connection) -> list[Cursor]:
+            return [Cursor(conn.execute(sql, params)) for sql, params in statements]
+
+        return await self._submit(run, several=True)  # type: ignore[no-any-return]
+
+    async def script(self, sql: str) -> None:
+        """Run a script (its own BEGIN/COMMIT, e.g. a migration) outside any batch."""
+        await self._submit(lambda conn: conn.executescript(sql), alone=True)
+
+    async def close(self) -> None:
+        if self._thread is None:
+            return
+        done = asyncio.get_running_loop().create_future()
+        self._queue.put((_STOP, done))
+        self._thread = None
+        await done
+
+    def _submit(
+        self, run: Callable[[sqlite3.Connection], Any], *, alone: bool = False, several: bool = False
+    ) -> asyncio.Future[Any]:
+        if self._thread is None:
+            raise RuntimeError("the database is not open")
+        future = asyncio.get_running_loop().create_future()
+        self._queue.put(_Op(run, future, alone, several))
+        return future
+
+    # -- the writer thread ---------------------------------------------------------------------
+
+    def _work(self, ready: asyncio.Future[None]) -> None:
+        loop = self._loop
+        assert loop is not None
+        try:
+            conn = sqlite3.connect(self.path, isolation_level=None, check_same_thread=False)
+            conn.row_factory = sqlite3.Row
+            for pragma in self._pragmas:
+                conn.execute(f"PRAGMA {pragma}").fetchall()
+        except BaseException as exc:  # noqa: BLE001 (handed to the opener)
+            loop.call_soon_threadsafe(_fail, ready, exc)
+            return
+        loop.call_soon_threadsafe(_succeed, ready, None)
+        while True:
+            batch = [self._queue.get()]
+            while not self._queue.empty():
+                batch.append(self._queue.get_nowait())
+            ops: list[_Op] = []
+            for item in batch:
+                if isinstance(item, tuple):  # stop: finish what came before it, then close
+                    self._run_batch(conn, ops)
+                    with contextlib.suppress(sqlite3.Error):
+                        conn.execute("PRAGMA wal_checkpoint(TRUNCATE)").fetchall()
+                    conn.close()
+                    with contextlib.suppress(RuntimeError):
+                        item[1].get_loop().call_soon_threadsafe(_succeed, item[1], None)
+                    return
+                if item.alone:
+                    self._run_batch(conn, ops)
+                    ops = []
+                    self._run_alone(conn, item)
+                else:
+                    ops.append(item)
+            self._run_batch(conn, ops)
+
+    def _run_alone(self, conn: sqlite3.Connection, op: _Op) -> None:
+        try:
+            op.outcome = (True, op.run(conn))
+        except BaseException as exc:  # noqa: BLE001 (handed to the caller)
+            op.outcome = (False, exc)
+        self._deliver([op])
+
+    def _run_batch(self, conn: sqlite3.Connection, ops: list[_Op]) -> None:
+        if not ops:
+            return
+        try:
+            if len(ops) == 1 and not ops[0].several:
+                self._run_autocommit(conn, ops[0])  # alone in its batch: no transaction needed
+            else:
+                self._run_transaction(conn, ops)
+        except BaseException as exc:  # noqa: BLE001 (the thread must never die: fail the batch)
+            with contextlib.suppress(sqlite3.Error):
+                if conn.in_transaction:
+                    conn.execute("ROLLBACK")
+            for op in ops:
+                op.outcome = (False, exc)
+        self.statements += len(ops)
+        self.batches += 1
+        self._deliver(ops)
+
+    @staticmethod
+    def _run_autocommit(conn: sqlite3.Connection, op: _Op) -> None:
+        try:
+            op.outcome = (True, op.run(conn))
+        except Exception as exc:  # noqa: BLE001 (handed to the caller)
+            op.outcome = (False, exc)
+
+    @staticmethod
+    def _run_transaction(conn: sqlite3.Connection, ops: list[_Op]) -> None:
+        """Every op under its own savepoint inside one transaction, one COMMIT for all."""
+        conn.execute("BEGIN IMMEDIATE")
+        done: list[_Op] = []
+        for op in ops:
+            if not conn.in_transaction:  # an error rolled the whole transaction back
+                for earlier in done:
+                    earlier.outcome = (False, sqlite3.OperationalError("the transaction was rolled back"))
+                done = []
+                conn.execute("BEGIN IMMEDIATE")
+            conn.execute("SAVEPOINT op")
+            try:
+                op.outcome = (True, op.run(conn))
+                conn.execute("RELEASE op")
+            except Exception as exc:  # noqa: BLE001 (handed to the caller)
+                op.outcome = (False, exc)
+                if conn.in_transaction:
+                    conn.execute("ROLLBACK TO op")
+                    conn.execute("RELEASE op")
+            done.append(op)
+        try:
+            conn.execute("COMMIT")
+        except sqlite3.Error as exc:
+            with contextlib.suppress(sqlite3.Error):
+                conn.execute("ROLLBACK")
+            for op in ops:
+                op.outcome = (False, exc)
+
+    def _deliver(self, ops: list[_Op]) -> None:
+        by_loop: dict[asyncio.AbstractEventLoop, list[_Op]] = {}
+        for op in ops:
+            by_loop.setdefault(op.future.get_loop(), []).append(op)
+        for loop, mine in by_loop.items():
+            try:
+                loop.call_soon_threadsafe(_resolve, mine)
+            except RuntimeError:  # the loop is closed: nobody is waiting any more
+                pass
+
+
+def _resolve(ops: list[_Op]) -> None:
+    for op in ops:
+        ok, value = op.outcome
+        if ok:
+            _succeed(op.future, value)
+        else:
+            _fail(op.future, value)
+
+
+def _succeed(future: asyncio.Future[Any], value: Any) -> None:
+    if not future.done():
+        future.set_result(value)
+
+
+def _fail(future: asyncio.Future[Any], exc: BaseException) -> None:
+    if not future.done():
+        future.set_exception(exc)
