@@ -31,14 +31,15 @@ import structlog
 from pipsync_lite.amends import plan_breakeven, plan_modify
 from pipsync_lite.approvals import SKIPPED_ON_APPROVAL, Approvals
 from pipsync_lite.config import Config
-from pipsync_lite.ctrader.model import Broker, Position, Quote, SymbolInfo
+from pipsync_lite.ctrader.model import Position, Quote, SymbolInfo
 from pipsync_lite.decision import Market, context_json, inflight_of, judge_entry
+from pipsync_lite.dedupe import Dedupe
 from pipsync_lite.errors import BrokerError, BrokerRejected, BrokerTimeout, SignalError
 from pipsync_lite.events import EventBus
 from pipsync_lite.executor import Executor
 from pipsync_lite.exits import plan_cancel, plan_close, plan_close_all
 from pipsync_lite.intake import Intake, open_at_alert
-from pipsync_lite.journal import bind_signal
+from pipsync_lite.journal import JournalBroker, Prepared, bind_signal
 from pipsync_lite.killswitch import KillSwitch
 from pipsync_lite.logs import Redactor
 from pipsync_lite.losses import LossBook, needs_equity
@@ -99,7 +100,7 @@ class Engine:
         self,
         config: Config,
         store: Store,
-        broker: Broker,
+        broker: JournalBroker,
         *,
         events: EventBus,
         clock: Callable[[], datetime] = utcnow,
@@ -120,6 +121,7 @@ class Engine:
         self.kill_switch = KillSwitch(store, events)
         self.losses = LossBook(store, broker)
         self.approvals = Approvals(store)
+        self._dedupe = Dedupe(store, config)
         limit = config.server.rate_limit
         self._limiter = None if limit is None else RateLimiter(limit.per_minute, limit.burst)
 
@@ -132,15 +134,17 @@ class Engine:
         return self._clock
 
     @property
-    def broker(self) -> Broker:
+    def broker(self) -> JournalBroker:
         return self._broker
 
     async def start(self) -> None:
         await self.kill_switch.load()
+        await self._dedupe.load(self._clock())
 
     def apply_config(self, config: Config) -> None:
         """A reloaded configuration: every decision from now on is made under it."""
         self._config = config
+        self._dedupe.apply_config(config)
 
     # -- 1. in: decide and store ------------------------------------------------------------
 
@@ -175,7 +179,8 @@ class Engine:
         if self._intake is not None:
             await self._intake.wait_brief()  # outside the lock: the drain that opens it needs it
         async with self._decisions:
-            original = await self._duplicate_of(signal, record, now)
+            window = float(self._limits_for_alert(signal.symbol).dedupe_window_seconds)
+            original = await self._dedupe.original(signal.id, record.body_hash, window, now)
             if original is not None:
                 signal_id = await self._store.insert_signal(
                     dataclasses.replace(record, status="duplicate", duplicate_of=original)
@@ -183,7 +188,7 @@ class Engine:
                 log.info("signal_duplicate", signal_id=signal_id, original=original)
                 return Outcome("duplicate", original)
             decision = await self._decide(signal, now)
-            signal_id = await self._store.insert_signal(
+            signal_id, row = self._store.signal_statement(
                 dataclasses.replace(
                     record,
                     status=decision.status,
@@ -195,25 +200,57 @@ class Engine:
                     context=decision.context,
                 )
             )
-            self._events.emit(
-                "signal.received", signal_id=signal_id, status=decision.status, action=signal.action.value,
-                symbol=decision.symbol or signal.symbol,
-            )
-            if decision.status == "queued":
-                log.info("signal_queued", signal_id=signal_id, action=signal.action.value, reason=decision.reason)
-                return Outcome("queued", signal_id, reason=decision.reason, notes=signal.notes + (decision.reason,))
-            if decision.status == "pending_approval":
-                assert decision.limits is not None
-                waiting = await self.approvals.add(signal_id, now, decision.limits.approval_timeout_seconds)
-                log.info("signal_pending_approval", signal_id=signal_id, symbol=decision.symbol, lots=decision.lots,
-                         expires_at=waiting.expires_at)  # fmt: skip
-                return Outcome("pending_approval", signal_id, lots=decision.lots, notes=signal.notes + decision.notes)
-            if decision.plan is None:
-                self._rejected(signal_id, decision, signal.symbol)
-                return Outcome(decision.status, signal_id, decision.rule, decision.field, decision.reason)
-            self._start(signal_id, decision.plan)
+            if decision.status in ("queued", "pending_approval"):  # rare: written under the lock
+                await self._store.db.execute(*row)
+                return await self._held(signal_id, signal, decision, now, record.body_hash)
+            prepared = None
+            if decision.plan is not None:
+                # Accepted. Everything the next decision must see is in memory now (the dedupe
+                # index, the entry in flight), so the lock is let go before the disk: concurrent
+                # alerts share one commit. The journal row of the first broker request goes in
+                # the same transaction, so the order can leave as soon as it is durable.
+                prepared = self._broker.prepare(signal_id, decision.plan, self._executor.label(signal_id))
+                self._dedupe.remember(signal_id, signal.id, record.body_hash, now)
+                self._claim(signal_id, decision.plan)
+        if decision.plan is None:  # rejected: nothing follows from it but the answer
+            await self._store.db.execute(*row)
+            self._received(signal_id, signal, decision)
+            self._rejected(signal_id, decision, signal.symbol)
+            return Outcome(decision.status, signal_id, decision.rule, decision.field, decision.reason)
+        try:
+            await self._store.db.atomic([row] if prepared is None else [row, prepared.statement])
+        except BaseException:
+            self._dedupe.forget(signal_id, signal.id, record.body_hash)
+            self._release(signal_id)
+            raise
+        self._dedupe.written(signal_id, signal.id)
+        self._received(signal_id, signal, decision)
+        self._start(signal_id, decision.plan, prepared)
+        await asyncio.sleep(0)  # the execution runs to its first send: the order leaves before the 202
         log.info("signal_accepted", signal_id=signal_id, action=signal.action.value, symbol=decision.symbol, lots=decision.lots)
         return Outcome("accepted", signal_id, lots=decision.lots, notes=signal.notes + decision.notes)
+
+    async def _held(
+        self, signal_id: int, signal: Signal, decision: _Decision, now: datetime, body_hash: str | None
+    ) -> Outcome:
+        """A signal that waits: for the broker (queued) or for the operator (pending_approval)."""
+        self._dedupe.remember(signal_id, signal.id, body_hash, now)
+        self._dedupe.written(signal_id, signal.id)
+        self._received(signal_id, signal, decision)
+        if decision.status == "queued":
+            log.info("signal_queued", signal_id=signal_id, action=signal.action.value, reason=decision.reason)
+            return Outcome("queued", signal_id, reason=decision.reason, notes=signal.notes + (decision.reason,))
+        assert decision.limits is not None
+        waiting = await self.approvals.add(signal_id, now, decision.limits.approval_timeout_seconds)
+        log.info("signal_pending_approval", signal_id=signal_id, symbol=decision.symbol, lots=decision.lots,
+                 expires_at=waiting.expires_at)  # fmt: skip
+        return Outcome("pending_approval", signal_id, lots=decision.lots, notes=signal.notes + decision.notes)
+
+    def _received(self, signal_id: int, signal: Signal, decision: _Decision) -> None:
+        self._events.emit(
+            "signal.received", signal_id=signal_id, status=decision.status, action=signal.action.value,
+            symbol=decision.symbol or signal.symbol,
+        )  # fmt: skip
 
     def _with_signal(self, record: SignalRecord, signal: Signal) -> SignalRecord:
         return dataclasses.replace(
@@ -237,15 +274,6 @@ class Engine:
         )
         log.warning("signal_rate_limited", signal_id=signal_id, retry_after=retry_after)
         return Outcome("rate_limited", signal_id, rule="rate_limit", reason=reason, retry_after=retry_after)
-
-    async def _duplicate_of(self, signal: Signal, record: SignalRecord, now: datetime) -> int | None:
-        """The signal this one repeats: same ``id``, or (without one) the same body lately."""
-        if signal.id is not None:
-            return await self._store.find_accepted_by_key(signal.id)
-        window = self._limits_for_alert(signal.symbol).dedupe_window_seconds
-        if window <= 0 or record.body_hash is None:
-            return None
-        return await self._store.find_accepted_by_body(record.body_hash, now - timedelta(seconds=float(window)))
 
     def _limits_for_alert(self, alert_symbol: str | None) -> RiskLimits:
         """The limits for an alert's symbol before the broker is asked (through symbols.map)."""
@@ -547,18 +575,26 @@ class Engine:
 
     # -- 2. out: execute and record ---------------------------------------------------------
 
-    def _start(self, signal_id: int, plan: Plan) -> None:
+    def _claim(self, signal_id: int, plan: Plan) -> None:
+        """The signal's execution is under way as far as every other decision is concerned."""
         if isinstance(plan, EntryPlan):
             self._inflight[signal_id] = inflight_of(plan)
         self._running.add(signal_id)
-        task = asyncio.create_task(self._execute(signal_id, plan), name=f"signal-{signal_id}")
+
+    def _release(self, signal_id: int) -> None:
+        self._inflight.pop(signal_id, None)
+        self._running.discard(signal_id)
+
+    def _start(self, signal_id: int, plan: Plan, prepared: Prepared | None = None) -> None:
+        self._claim(signal_id, plan)
+        task = asyncio.create_task(self._execute(signal_id, plan, prepared), name=f"signal-{signal_id}")
         self._tasks.add(task)
         task.add_done_callback(self._tasks.discard)
         task.add_done_callback(lambda _: self._running.discard(signal_id))
 
-    async def _execute(self, signal_id: int, plan: Plan) -> None:
+    async def _execute(self, signal_id: int, plan: Plan, prepared: Prepared | None = None) -> None:
         structlog.contextvars.bind_contextvars(signal_id=signal_id)
-        bind_signal(signal_id, plan)  # the journal ties each broker request to this signal
+        bind_signal(signal_id, plan, prepared)  # the journal ties each broker request to this signal
         try:
             await self._executor.run(signal_id, plan)
         except BrokerTimeout as err:

@@ -261,7 +261,7 @@ class Store:
         await self._migrate()
         self.instance_id = await self._instance_id()
         for table in ("signals", "broker_requests"):
-            async with self.db.execute(f"SELECT COALESCE(MAX(id), 0) FROM {table}") as cursor:  # noqa: S608
+            async with self.db.execute(f"SELECT COALESCE(MAX(id), 0) FROM {table}") as cursor:
                 row = await cursor.fetchone()
             self._next_id[table] = int(row[0]) + 1 if row else 1
         self._reader = await aiosqlite.connect(self.path, isolation_level=None)
