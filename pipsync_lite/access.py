@@ -13,6 +13,7 @@
 
 from __future__ import annotations
 
+import functools
 import hashlib
 import hmac
 import ipaddress
@@ -36,6 +37,7 @@ def _digest(secret: str, timestamp: int | str, body: bytes) -> str:
     return hmac.new(secret.encode(), f"{timestamp}.".encode() + body, hashlib.sha256).hexdigest()
 
 
+@functools.lru_cache(maxsize=1024)  # parsed per request otherwise; the same few senders call
 def _address(text: str | None) -> IPAddress | None:
     if not text:
         return None

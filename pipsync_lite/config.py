@@ -8,6 +8,7 @@ are errors (a misspelt limit silently ignored is a limit that does not hold).
 from __future__ import annotations
 
 import difflib
+import functools
 import hashlib
 import ipaddress
 import os
@@ -277,11 +278,19 @@ class Config(_Model):
         ]
         return [v.get_secret_value() for v in values if v is not None and v.get_secret_value()]
 
-    @property
+    @functools.cached_property
     def version(self) -> str:
-        """A short digest of the effective configuration, recorded with every decision."""
+        """A short digest of the effective configuration, recorded with every decision.
+
+        Computed once per configuration (the model is frozen). A copy with changes (a reload's
+        merge) is another configuration: :meth:`model_copy` does not carry the digest over."""
         dumped = self.model_dump_json(exclude={"server": {"webhook_token", "api_token", "inbound_hmac_secret"}})
         return hashlib.sha256(dumped.encode()).hexdigest()[:12]
+
+    def model_copy(self, *, update: Mapping[str, Any] | None = None, deep: bool = False) -> Config:
+        copied = super().model_copy(update=update, deep=deep)
+        copied.__dict__.pop("version", None)  # cached_property keeps it there; pydantic copies it
+        return copied
 
 
 # -- loading ------------------------------------------------------------------------------

@@ -150,15 +150,12 @@ def judge_entry(
         return Judgement("rejected", rule=err.rule, reason=err.reason)
     entry = plan if isinstance(plan, EntryPlan) else None
     closing = entry.closes_first if entry is not None else plan.closes if isinstance(plan, ClosePlan) else ()
-    proposal = dataclasses.replace(
-        early,
-        lots=plan.lots,
-        has_stop_loss=sl_pips is not None,
-        pending_order=entry is not None and entry.request.order_type.is_pending,
-        sl_pips=sl_pips,
-        entry_side=probe.request.side,
+    proposal = Proposal(
+        signal, symbol.name, plan.lots, has_stop_loss=sl_pips is not None, info=symbol, quote=quote,
+        pending_order=entry is not None and entry.request.order_type.is_pending, sl_pips=sl_pips,
+        flatten_first=flatten_first, entry_side=probe.request.side,
         closing=tuple(c.position.position_id for c in closing),
-    )
+    )  # fmt: skip
     verdict = evaluate(proposal, account, limits, now, rules=_THEN, skip=skip)
     if not verdict.allowed:
         return _rejected(verdict, plan.lots)
@@ -228,11 +225,15 @@ def inflight_of(plan: EntryPlan) -> Inflight:
 # -- the stored context: what the decision saw, as JSON ----------------------------------------
 
 
+#: SymbolInfo holds only ints, strs and bools: its fields are read as they are (asdict deep-copies).
+_SYMBOL_FIELDS = tuple(f.name for f in dataclasses.fields(SymbolInfo))
+
+
 def context_json(market: Market, account: AccountView) -> dict[str, Any]:
     snap = account.snapshot
     acct = snap.account
     return {
-        "symbol": {k: v for k, v in dataclasses.asdict(market.symbol).items()},
+        "symbol": {name: getattr(market.symbol, name) for name in _SYMBOL_FIELDS},
         "bid": _s(market.quote.bid if market.quote else None),
         "ask": _s(market.quote.ask if market.quote else None),
         "balance": _s(market.balance),

@@ -163,13 +163,7 @@ class _Pairs(list[tuple[str, object]]):
 
 def _parse_json(text: str) -> RawAlert:
     try:
-        data = json.loads(
-            text,
-            parse_float=Decimal,  # exact: "1.10523" never passes through a float
-            parse_int=Decimal,
-            parse_constant=_reject_constant,
-            object_pairs_hook=_Pairs,
-        )
+        data = _JSON.decode(text)
     except (ValueError, RecursionError, ArithmeticError) as exc:
         raise SignalError("body", f"is not valid JSON: {_json_reason(exc)}") from None
     if not isinstance(data, _Pairs):
@@ -187,6 +181,15 @@ def _parse_json(text: str) -> RawAlert:
 
 def _reject_constant(word: str) -> object:
     raise ValueError(f"{word} is not a number")
+
+
+# Built once (json.loads with arguments builds a decoder per call).
+_JSON = json.JSONDecoder(
+    parse_float=Decimal,  # exact: "1.10523" never passes through a float
+    parse_int=Decimal,
+    parse_constant=_reject_constant,
+    object_pairs_hook=_Pairs,
+)
 
 
 def _json_reason(exc: BaseException) -> str:

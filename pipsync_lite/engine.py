@@ -623,8 +623,9 @@ class Engine:
 
     def _redacted_fields(self, signal: Signal) -> dict[str, Any]:
         """The parsed fields for the trade log, with any secret an alert carried masked."""
+        text = self._redactor.text
         return {
-            k: self._redactor.text(v) if isinstance(v, str) else [self._redactor.text(x) for x in v] if isinstance(v, list) else v
+            k: text(v) if isinstance(v, str) else [text(x) for x in v] if isinstance(v, list) else v
             for k, v in _describe(signal).items()
         }
 
@@ -638,16 +639,20 @@ class Engine:
         return not pending
 
 
+#: Signal's fields and their defaults (MISSING for the required ones), read once.
+_SIGNAL_FIELDS = tuple((f.name, f.default) for f in dataclasses.fields(Signal))
+
+
 def _describe(signal: Signal) -> dict[str, Any]:
     """The parsed fields that the alert set, as JSON-ready values."""
     described: dict[str, Any] = {}
-    for f in dataclasses.fields(signal):
-        value = getattr(signal, f.name)
-        if value is None or value == f.default:  # trailing: false on a modify is kept
+    for name, default in _SIGNAL_FIELDS:
+        value = getattr(signal, name)
+        if value is None or value == default:  # trailing: false on a modify is kept
             continue
         if isinstance(value, tuple):
             value = [str(v) for v in value]
         elif not isinstance(value, bool | int | str):
             value = str(value)
-        described[f.name] = value
+        described[name] = value
     return described

@@ -58,11 +58,14 @@ class Proposal:
     def side(self) -> Side | None:
         if self.entry_side is not None:
             return self.entry_side
-        return {Action.BUY: Side.BUY, Action.SELL: Side.SELL}.get(self.signal.action)
+        return _SIDE_OF.get(self.signal.action)
 
     def staying(self, positions: tuple[Position, ...]) -> list[Position]:
         """The positions still open when this entry's order goes out."""
         return [p for p in positions if p.position_id not in self.closing]
+
+
+_SIDE_OF = {Action.BUY: Side.BUY, Action.SELL: Side.SELL}
 
 
 @dataclass(frozen=True, slots=True)

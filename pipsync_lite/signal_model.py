@@ -26,7 +26,10 @@ class Action(StrEnum):
     @property
     def is_entry(self) -> bool:
         """Entries are what risk limits and the kill switch stop; exits always pass."""
-        return self in (Action.BUY, Action.SELL, Action.REVERSE)
+        return self in _ENTRY_ACTIONS
+
+
+_ENTRY_ACTIONS = (Action.BUY, Action.SELL, Action.REVERSE)  # read per guard rule: not rebuilt per call
 
 
 class Dialect(StrEnum):

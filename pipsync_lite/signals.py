@@ -48,10 +48,12 @@ _EXPIRY_LOOKS_LIKE_EPOCH = 1_000_000_000
 _MAX_ORDER_ID = 2**63 - 1
 
 _ACTIONS: dict[str, Action] = {a.value.replace("_", ""): a for a in Action} | {"flat": Action.CLOSE}
+_ACTION_NAMES = [a.value for a in Action]  # as an error lists them
 _POSITIONS: dict[str, MarketPosition] = {p.value: p for p in MarketPosition}
 _ORDER_TYPES: dict[str, OrderType] = {t.value.replace("_", ""): t for t in OrderType} | {
     "stopmarket": OrderType.STOP,  # CrossTrade's STOPMARKET
 }
+_ORDER_TYPE_NAMES = [t.value for t in OrderType]
 _TIFS: dict[str, str] = {word: word for word in ("gtc", "gtd", "ioc", "fok", "day")}
 _SIDES: dict[str, Side] = {s.value: s for s in Side}
 _TRUE, _FALSE = ("true", "yes", "1"), ("false", "no", "0")
@@ -145,7 +147,7 @@ def build_signal(raw: RawAlert, now: datetime) -> Signal:
 
 def _resolve_action(fields: _Fields, position: MarketPosition | None) -> Action:
     """The action, with TradingView's ``market_position`` (the position after the order) applied."""
-    action = fields.choice("action", _ACTIONS, shown=[a.value for a in Action])
+    action = fields.choice("action", _ACTIONS, shown=_ACTION_NAMES)
     if action is None:
         if position is MarketPosition.FLAT:
             return Action.CLOSE
@@ -232,7 +234,7 @@ def _entry(
     STOPLIMIT's trigger stop_price (our price) and its limit limit_price. Without an
     order_type, limit_price and/or stop_price choose limit, stop or stop_limit.
     """
-    order_type = fields.choice("order_type", _ORDER_TYPES, shown=[t.value for t in OrderType])
+    order_type = fields.choice("order_type", _ORDER_TYPES, shown=_ORDER_TYPE_NAMES)
     price, signal = fields.level("price"), fields.positive("signal_price")
     limit = ("limit_price", fields.positive("limit_price"))
     stop = ("stop_price", fields.positive("stop_price"))
@@ -384,12 +386,12 @@ class _Fields:
 
     def value(self, name: str) -> object:
         """The value as written, ``None`` when absent, null or blank."""
-        if not self.present(name):
-            return None
-        value = self._values[name]
+        value = self._values.get(name)  # most fields are absent: one lookup decides
         if isinstance(value, str):
             value = value.strip()
-            if placeholder := _PLACEHOLDER.search(value):
+            if not value:
+                return None
+            if "{{" in value and (placeholder := _PLACEHOLDER.search(value)):
                 raise self.error(
                     name,
                     f"holds the TradingView placeholder {placeholder.group()} unexpanded "

@@ -113,8 +113,11 @@ async def webhook(request: web.Request) -> web.Response:
     if request.content_length is not None and request.content_length > MAX_BODY:
         return await _too_large(state, request.content_length, source_ip)
     try:
-        async with asyncio.timeout(state.body_timeout):
+        if request.content.is_eof():  # the body came with the headers (as alerts do): no wait, no timer
             body = await request.read()
+        else:
+            async with asyncio.timeout(state.body_timeout):
+                body = await request.read()
     except web.HTTPRequestEntityTooLarge:
         return await _too_large(state, request.content_length, source_ip)
     except TimeoutError:

@@ -46,6 +46,18 @@ def test_merged_takes_only_the_reloadable_parts() -> None:
     assert applied.version not in (old.version, new.version)
 
 
+def test_a_reloaded_configuration_has_its_own_version_though_the_old_one_was_already_read() -> None:
+    """The digest is kept once computed; the merged copy must not inherit the old one's."""
+    old = parse_config(MINIMAL + "risk: {max_lots: 1}", environ={})
+    new = parse_config(MINIMAL + "risk: {max_lots: 0.5}", environ={})
+    old_version, new_version = old.version, new.version  # computed, and kept, before the merge
+    applied = merged(old, new)
+    assert applied.risk.max_lots == Decimal("0.5")
+    assert applied.version == new_version != old_version  # the same content as the new file
+    assert applied.version == parse_config(MINIMAL + "risk: {max_lots: 0.5}", environ={}).version
+    assert old.version == old_version and old.model_copy().version == old_version
+
+
 @pytest.mark.parametrize(
     ("per_minute", "burst", "offsets", "expected"),
     [

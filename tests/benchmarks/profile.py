@@ -5,7 +5,8 @@
    inclusive cost of the path's own functions, in µs per alert.
 2. The same under pyinstrument (``DIR/pyinstrument.txt`` / ``.html``), for reading by eye.
 3. Unit costs of the steps on the path, timed in this process on real objects (an in-process
-   daemon against an in-process simulator), in µs per call.
+   daemon against an in-process simulator), in µs per call; then the event-loop thread's CPU
+   per accepted alert (``engine.receive`` alone, the whole webhook, a refused request).
 4. uvloop: the daemon on uvloop beside one on asyncio, interleaved, and whether it trades.
 """
 
@@ -14,6 +15,7 @@ from __future__ import annotations
 import asyncio
 import collections
 import dataclasses
+import hashlib
 import json
 import os
 import re
@@ -213,19 +215,23 @@ async def per_await(fn: Callable[[], Awaitable[Any]], n: int = 300) -> float:
 
 async def unit_costs(workdir: Path) -> list[tuple[str, float, str]]:
     import structlog
-    from aiohttp import web
 
     from pipsync_lite import logs, protos
     from pipsync_lite.app import Daemon
     from pipsync_lite.cli import demo_config
     from pipsync_lite.ctrader import translate
     from pipsync_lite.ctrader.bridge import install_reactor
-    from pipsync_lite.engine import utcnow
-    from pipsync_lite.planner import plan_entry
-    from pipsync_lite.risk import Proposal, evaluate
+    from pipsync_lite.decision import Market, context_json, judge_entry
+    from pipsync_lite.dialects import read_alert
+    from pipsync_lite.engine import Outcome, utcnow
+    from pipsync_lite.planner import plan_buy_sell, plan_entry
+    from pipsync_lite.risk import AccountView, Proposal, evaluate
     from pipsync_lite.signals import parse_signal
     from pipsync_lite.simulator import Simulator
+    from pipsync_lite.sizing import size_entry
     from pipsync_lite.store import SignalRecord
+    from pipsync_lite.symbols import resolve
+    from pipsync_lite.web import answer
     from tests.simulator.wire import WireClient, new_order, trade
 
     install_reactor(asyncio.get_running_loop())
@@ -262,20 +268,44 @@ async def unit_costs(workdir: Path) -> list[tuple[str, float, str]]:
         record = SignalRecord(received_at=now, raw_body=body.decode(), status="received", config_version="x")
         parsed = engine._redacted_fields(signal)
         log = structlog.get_logger("pipsync_lite.engine")
-        proposal = Proposal(signal, symbol.name, Decimal("0.01"), has_stop_loss=False)
+        limits = config.risk.for_symbol(symbol.name)
+        proposal = Proposal(signal, symbol.name, Decimal("0.01"), has_stop_loss=False, info=symbol, quote=quote)
+        view = AccountView(broker.snapshot())
+        market = Market(symbol, quote, Decimal(1000000), "USD", Decimal(1))
+        context = context_json(market, view)
+        redactor = engine._redactor
         costs = [
-            ("Config.version: sha256 of the whole config dumped to JSON, per alert", per_call(lambda: config.version, 500),
+            ("Config.version (recorded with every decision)", per_call(lambda: config.version, 500), "engine.receive"),
+            ("sha256 of the body (dedupe key)", per_call(lambda: hashlib.sha256(body.strip()).hexdigest()),
              "engine.receive"),
+            ("Redactor.body (secrets masked in the stored body)", per_call(lambda: redactor.body(body)), "engine.receive"),
+            ("read_alert (JSON dialect → RawAlert)", per_call(lambda: read_alert(body)), "parse_signal"),
             ("parse_signal (JSON body → Signal)", per_call(lambda: parse_signal(body, now)), "engine.receive"),
             ("_describe + redaction of the parsed fields", per_call(lambda: engine._redacted_fields(signal)),
              "engine.receive"),
+            ("_with_signal (the record with the parsed signal)", per_call(lambda: engine._with_signal(record, signal)),
+             "engine.receive"),
             ("json.dumps of the parsed fields", per_call(lambda: json.dumps(parsed, default=str)), "store.insert_signal"),
-            ("dataclasses.replace(SignalRecord) (3 per accepted alert)",
+            ("dataclasses.replace(SignalRecord)",
              per_call(lambda: dataclasses.replace(record, status="accepted", symbol="EURUSD")), "engine.receive"),
-            ("broker.snapshot() + risk.evaluate", per_call(lambda: evaluate(proposal, broker.snapshot(), config.risk, now)),
-             "engine._decide"),
+            ("symbols.resolve + risk.for_symbol", per_call(
+                lambda: config.risk.for_symbol(resolve("EURUSD", config.symbols.map, broker.symbol,
+                                                       broker.symbol_names).name)), "engine._decide"),
+            ("broker.snapshot()", per_call(broker.snapshot), "engine._view, 1–2 per alert"),
+            ("risk.evaluate, all 19 rules (entry, allowed)", per_call(lambda: evaluate(proposal, view, limits, now)),
+             "judge_entry (in two halves)"),
+            ("size_entry (alert lots)", per_call(lambda: size_entry(signal, symbol, limits, balance=Decimal(1000000),
+                                                                  currency="USD", sl_pips=None, rate=Decimal(1))),
+             "judge_entry"),
             ("plan_entry (market, no SL/TP)", per_call(lambda: plan_entry(signal, symbol, quote, Decimal("0.01"), "")),
-             "engine._decide"),
+             "judge_entry (probe)"),
+            ("plan_buy_sell (market, netted, one position held)", per_call(
+                lambda: plan_buy_sell(signal, symbol, quote, Decimal("0.01"), view.snapshot.positions, netted=True,
+                                      flatten_first=False)), "judge_entry"),
+            ("judge_entry (defaults, size, plan, guard)", per_call(lambda: judge_entry(signal, market, view, limits, now)),
+             "engine._entry"),
+            ("context_json (what the decision saw)", per_call(lambda: context_json(market, view)), "engine._entry"),
+            ("json.dumps of that context", per_call(lambda: json.dumps(context, default=str)), "store.insert_signal"),
             ("one structlog info line (production JSON chain, to a file)",
              per_call(lambda: log.info("signal_accepted", signal_id=1, action="buy", symbol="EURUSD",
                                        lots=Decimal("0.01")), 1000), "6–8 lines per alert"),
@@ -291,10 +321,10 @@ async def unit_costs(workdir: Path) -> list[tuple[str, float, str]]:
             ("translate.execution of that event", per_call(
                 lambda: translate.execution(protos.decode(filled)[1], lambda _: 5)) - per_call(
                 lambda: protos.decode(filled)), "session._on_message"),
-            ("web.json_response (the 202 body)",
-             per_call(lambda: web.json_response({"signal_id": 1, "status": "accepted", "lots": "0.01"}, status=202)),
-             "web.answer"),
+            ("web.answer (Outcome → the 202 response)",
+             per_call(lambda: answer(Outcome("accepted", 1, lots=Decimal("0.01")))), "webhook"),
         ]
+        costs += await _decision_path(daemon, sim)
         store = daemon.store
         costs += [
             ("Store.insert_signal: aiosqlite, WAL, synchronous=FULL (fsync), awaited",
@@ -309,6 +339,51 @@ async def unit_costs(workdir: Path) -> list[tuple[str, float, str]]:
         await daemon.stop()
         await sim.stop()
         log_file.close()
+
+
+async def _decision_path(daemon: Any, sim: Any, n: int = 300) -> list[tuple[str, float, str]]:
+    """CPU of the event-loop thread per accepted alert (median), each alert executed before the
+    next so that nothing else runs meanwhile: ``engine.receive`` alone, and the whole webhook
+    over keep-alive HTTP in this process (the lean client's side included)."""
+    from tests.benchmarks.harness import HttpConnection, post_request
+
+    engine = daemon.engine
+    path = f"/webhook/{daemon.config.server.webhook_token.get_secret_value()}"
+    conn = await HttpConnection.open(daemon.port)
+
+    async def receive() -> None:
+        outcome = await engine.receive(buy(0), "127.0.0.1")
+        assert outcome.kind == "accepted", outcome
+
+    async def post() -> None:
+        sample = await conn.send(post_request(daemon.port, path, buy(0)))
+        assert sample.status == 202, sample.body
+
+    async def wrong_token() -> None:
+        sample = await conn.send(post_request(daemon.port, "/webhook/" + "x" * 24, buy(0)))
+        assert sample.status == 404, sample.body
+
+    async def cpu(fn: Callable[[], Awaitable[None]]) -> float:
+        spent = []
+        for i in range(30 + n):
+            t0 = time.thread_time()
+            await fn()
+            if i >= 30:  # warm-up: first quote, caches, the day's first deals
+                spent.append(time.thread_time() - t0)
+            await engine.drain(10)
+        return sorted(spent)[len(spent) // 2] * 1e6
+
+    try:
+        return [
+            ("TOTAL engine.receive, accepted alert: loop-thread CPU per alert", await cpu(receive),
+             "decide + store (main-thread side of SQLite)"),
+            ("TOTAL POST /webhook, accepted alert: loop-thread CPU per alert", await cpu(post),
+             "HTTP (both ends) + webhook + receive"),
+            ("POST /webhook with a wrong token (404): loop-thread CPU per request", await cpu(wrong_token),
+             "HTTP (both ends) + middlewares"),
+        ]
+    finally:
+        conn.close()
 
 
 async def _sqlite_variants(workdir: Path, record: Any) -> list[tuple[str, float, str]]:
