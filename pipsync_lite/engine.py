@@ -118,7 +118,7 @@ class Engine:
         self._intake = intake  # None: no queue, 503 while the broker is down
         self._executor = Executor(store, broker, events, self._redactor)
         self.kill_switch = KillSwitch(store, events)
-        self.losses = LossBook(store, broker)
+        self.losses = LossBook(store, broker, events)
         self.approvals = Approvals(store)
         limit = config.server.rate_limit
         self._limiter = None if limit is None else RateLimiter(limit.per_minute, limit.burst)
@@ -137,6 +137,7 @@ class Engine:
 
     async def start(self) -> None:
         await self.kill_switch.load()
+        await self.losses.start(self._config.risk, self._clock())
 
     def apply_config(self, config: Config) -> None:
         """A reloaded configuration: every decision from now on is made under it."""
