@@ -153,9 +153,8 @@ class LossBook:
         if self._broker.account is None:
             return None
         day = self._day(limits, now)
-        totals = await self._totals(day.since)
         unrealized = await self.floating.net() if equity else ZERO
-        self._catch_up()  # what was recorded while the broker answered
+        totals = await self._totals(day.since)  # no wait once the day is loaded: one instant
         account = self._broker.account
         if account is None:
             return None

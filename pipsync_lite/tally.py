@@ -15,9 +15,8 @@ change made while a day loads can simply be applied again on top of what the loa
 from __future__ import annotations
 
 import collections
-from dataclasses import dataclass
 from decimal import Decimal
-from typing import Any
+from typing import Any, NamedTuple
 
 import aiosqlite
 import structlog
@@ -30,8 +29,7 @@ ENTRY_ACTIONS = ("buy", "sell", "reverse")
 COUNTED = ("accepted", "executed", "unknown")
 
 
-@dataclass(frozen=True, slots=True)
-class DealRow:
+class DealRow(NamedTuple):
     """A deal as stored (values as SQLite holds them: TEXT amounts, None on an opening deal)."""
 
     deal_id: int
@@ -41,8 +39,7 @@ class DealRow:
     commission: Any
 
 
-@dataclass(frozen=True, slots=True)
-class EntryRow:
+class EntryRow(NamedTuple):
     """An entry signal's row after a write: does it count as one of the day's trades?"""
 
     signal_id: int
@@ -140,21 +137,21 @@ class TradeLogFeed:
         await db.create_function("psl_tally_deal", 5, self._deal)
         await db.create_function("psl_tally_entry", 3, self._entry)
         entry, counted = _sql(ENTRY_ACTIONS), _sql(COUNTED)
-        await db.executescript(
-            f"""
-            CREATE TEMP TRIGGER IF NOT EXISTS psl_tally_deal AFTER INSERT ON main.deals BEGIN
+        for trigger in (
+            """psl_tally_deal AFTER INSERT ON main.deals BEGIN
                 SELECT psl_tally_deal(NEW.deal_id, NEW.executed_at, NEW.gross_profit, NEW.swap, NEW.commission);
-            END;
-            CREATE TEMP TRIGGER IF NOT EXISTS psl_tally_entry_new AFTER INSERT ON main.signals
-            WHEN NEW.action IN ({entry}) BEGIN
+            END""",
+            # An entry counts from the moment a row says so; only a change of that is reported.
+            f"""psl_tally_entry_new AFTER INSERT ON main.signals
+            WHEN NEW.action IN ({entry}) AND NEW.status IN ({counted}) BEGIN
+                SELECT psl_tally_entry(NEW.id, NEW.received_at, 1);
+            END""",
+            f"""psl_tally_entry_status AFTER UPDATE OF status ON main.signals
+            WHEN NEW.action IN ({entry}) AND (OLD.status IN ({counted})) IS NOT (NEW.status IN ({counted})) BEGIN
                 SELECT psl_tally_entry(NEW.id, NEW.received_at, NEW.status IN ({counted}));
-            END;
-            CREATE TEMP TRIGGER IF NOT EXISTS psl_tally_entry_status AFTER UPDATE OF status ON main.signals
-            WHEN NEW.action IN ({entry}) BEGIN
-                SELECT psl_tally_entry(NEW.id, NEW.received_at, NEW.status IN ({counted}));
-            END;
-            """
-        )
+            END""",
+        ):
+            await db.execute(f"CREATE TEMP TRIGGER IF NOT EXISTS {trigger}")
         self._db = db
 
     def take(self) -> list[DealRow | EntryRow]:
