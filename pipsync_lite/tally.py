@@ -3,7 +3,7 @@
 ``DayTotals.load`` computes them from the database (the definitions are in :mod:`losses`); it
 runs once per trading day. From then on they follow the trade log's changes, which
 ``TradeLogFeed`` reports: TEMP triggers on the store's connection hand every deal inserted and
-every entry signal inserted or given a new status to a queue, whoever writes it (the ledger and
+every entry signal that starts or stops counting to a queue, whoever writes it (the ledger and
 its catch-up, the engine, the intake, recovery). No writer can be forgotten, and a deal the
 ledger sees twice is reported once (``INSERT OR IGNORE`` fires no trigger for the ignored row).
 The triggers run in aiosqlite's thread and only append the row's values; the event loop applies
@@ -19,9 +19,6 @@ from decimal import Decimal
 from typing import Any, NamedTuple
 
 import aiosqlite
-import structlog
-
-log = structlog.get_logger("pipsync_lite.tally")
 
 ZERO = Decimal(0)
 #: Entries (``trades``): these actions, in these statuses (failures, refusals and waits excepted).
