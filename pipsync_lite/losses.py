@@ -40,7 +40,7 @@ from pipsync_lite.events import Event, EventBus
 from pipsync_lite.floating import FloatingPnL
 from pipsync_lite.risk_config import RiskLimits
 from pipsync_lite.store import Store, utcnow_iso
-from pipsync_lite.tally import DayTotals, TradeLogFeed
+from pipsync_lite.tally import DayTotals, DealRow, EntryRow, TradeLogFeed
 from pipsync_lite.windows import next_trading_day_start, trading_day_start
 
 log = structlog.get_logger("pipsync_lite.losses")
@@ -125,6 +125,7 @@ class LossBook:
         self._feed = TradeLogFeed()
         self._days: collections.OrderedDict[str, DayTotals] = collections.OrderedDict()  # by ``since``
         self._loading = asyncio.Lock()
+        self._taken_while_loading: list[DealRow | EntryRow] | None = None
         self._calendar: dict[tuple[time, str], TradingDay] = {}
         self._peak: tuple[str, Decimal] | None = None
         self._peak_saved: tuple[str, Decimal] | None = None
@@ -198,7 +199,13 @@ class LossBook:
         return self._days[since]
 
     async def _load(self, since: str) -> None:
-        totals = await DayTotals.load(self._store.db, since)
+        self._taken_while_loading = []
+        try:
+            totals = await DayTotals.load(self._store.db, since)
+        finally:
+            taken, self._taken_while_loading = self._taken_while_loading, None
+        for change in taken:  # some the SELECTs saw already: applying them again changes nothing
+            totals.apply(change)
         self._days[since] = totals
         while len(self._days) > KEPT_DAYS:
             self._days.popitem(last=False)
@@ -206,12 +213,11 @@ class LossBook:
                  consecutive_losses=totals.consecutive_losses)  # fmt: skip
 
     def _catch_up(self) -> None:
-        """Apply the trade log's changes to every day kept. Not while a day loads: its changes
-        wait, and are applied to it too once it is in (those its SELECTs already saw as well,
-        which changes nothing)."""
-        if self._loading.locked():
-            return
-        for change in self._feed.take():
+        """Apply the trade log's changes to every day kept (and keep them for a day loading)."""
+        changes = self._feed.take()
+        if self._taken_while_loading is not None:
+            self._taken_while_loading.extend(changes)
+        for change in changes:
             for totals in self._days.values():
                 totals.apply(change)
 
