@@ -29,6 +29,7 @@ D = Decimal
 # New York, trading day from 17:00: 2026-11-20 17:00 EST = 22:00 UTC starts the day "2026-11-20".
 LIMITS = RiskLimits(timezone="America/New_York", day_boundary=time(17, 0))
 DAY_START = datetime(2026, 11, 20, 22, 0, tzinfo=UTC)
+BALANCE = D(10_000)
 
 
 class StandInBroker:
@@ -36,7 +37,7 @@ class StandInBroker:
 
     ready = True
 
-    def __init__(self, balance: Decimal = D(10_000)) -> None:
+    def __init__(self, balance: Decimal = BALANCE) -> None:
         self.account: AccountInfo | None = None
         self.set_balance(balance)
 
@@ -164,7 +165,9 @@ async def _random_write(rng: random.Random, day: Day, now: datetime) -> None:
         await day.deal(now, commission=str(-rng.randint(0, 90) / 100))
     elif kind == "close":
         gross = str(D(rng.randint(-3000, 3000)) / 100)
-        await day.deal(now, gross=gross, swap=str(D(rng.randint(-50, 10)) / 100), commission=str(-rng.randint(0, 90) / 100))
+        await day.deal(
+            now, gross=gross, swap=str(D(rng.randint(-50, 10)) / 100), commission=str(-rng.randint(0, 90) / 100)
+        )
     elif kind == "late":  # a catch-up after a reconnect records a deal executed earlier
         await day.deal(now - timedelta(minutes=rng.randint(1, 90)), gross=str(rng.choice((-7, -1, 0, 4))))
     elif kind == "again" and day.deal_ids:  # a deal seen again after a reconnect
@@ -191,7 +194,9 @@ async def test_a_failed_entry_stops_counting_and_a_late_fill_counts_it_again(sto
     assert (await assert_as_recomputed(book, store, now)).trades == 1
     await store.set_signal_status(signal_id, "failed", rule="broker", reason="refused")
     assert (await assert_as_recomputed(book, store, now)).trades == 0
-    await store.update_signal(signal_id, status="executed", rule=None, reason="reconciled: the broker's answer came late")
+    await store.update_signal(
+        signal_id, status="executed", rule=None, reason="reconciled: the broker's answer came late"
+    )
     assert (await assert_as_recomputed(book, store, now)).trades == 1
     await book.stop()
 
@@ -245,7 +250,9 @@ async def test_stats_makes_no_database_statement_and_saves_the_peak_behind(store
     await again.stop()
 
 
-async def test_concurrent_readers_see_the_same_day_loaded_once(store: Store, captured_logs: list[dict[str, Any]]) -> None:
+async def test_concurrent_readers_see_the_same_day_loaded_once(
+    store: Store, captured_logs: list[dict[str, Any]]
+) -> None:
     """Entries and the monitor may read at once while a new day loads: one load, same numbers."""
     now = DAY_START + timedelta(hours=1)
     day = Day(store)

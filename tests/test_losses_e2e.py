@@ -63,7 +63,9 @@ async def stopped_out(http: aiohttp.ClientSession, daemon: Daemon, sim: Simulato
 
 
 async def test_the_totals_follow_a_day_of_trading_through_a_restart_and_a_rollover(
-    start: Start, sim: Simulator, http: aiohttp.ClientSession  # noqa: F811
+    start: Start,  # noqa: F811 (the fixture imported above)
+    sim: Simulator,
+    http: aiohttp.ClientSession,
 ) -> None:
     """Wins, stop-outs, commissions, a refused and a failed entry, a restart mid-day, then the
     next trading day in New York (boundary 12 hours away): the numbers the guard reads are the
@@ -107,7 +109,9 @@ async def test_the_totals_follow_a_day_of_trading_through_a_restart_and_a_rollov
 
 
 async def test_quick_entries_read_the_floating_pnl_from_memory_and_a_big_loss_still_engages(
-    start: Start, sim: Simulator, http: aiohttp.ClientSession  # noqa: F811
+    start: Start,  # noqa: F811 (the fixture imported above)
+    sim: Simulator,
+    http: aiohttp.ClientSession,
 ) -> None:
     """30 entries in a row under max_daily_loss, with positions open and the risk monitor reading
     every 50 ms: the broker is asked for the floating P/L about once a second, not once per
