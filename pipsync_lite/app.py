@@ -324,6 +324,8 @@ class Daemon:
             await self.recovery.stop()
         if self.engine is not None and not await self.engine.drain(drain_timeout):
             log.warning("daemon_stop_inflight_left", timeout=drain_timeout)
+        if self.engine is not None:
+            await self.engine.losses.stop()  # saves the day's peak equity
         if self.audit is not None:
             await self.audit.stop()
         if self.journal is not None:

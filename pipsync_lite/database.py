@@ -126,6 +126,10 @@ class Database:
 
         return await self._submit(run, several=True)  # type: ignore[no-any-return]
 
+    async def create_function(self, name: str, narg: int, func: Callable[..., Any]) -> None:
+        """An SQL function on this connection; it runs in the writer thread."""
+        await self._submit(lambda conn: conn.create_function(name, narg, func), alone=True)
+
     async def script(self, sql: str) -> None:
         """Run a script (its own BEGIN/COMMIT, e.g. a migration) outside any batch."""
         await self._submit(lambda conn: conn.executescript(sql), alone=True)

@@ -50,7 +50,7 @@ from pipsync_lite.risk_config import RiskLimits
 from pipsync_lite.signal_model import Action, Signal
 from pipsync_lite.signals import parse_signal
 from pipsync_lite.sizing import conversion_rate, find_conversion
-from pipsync_lite.store import SignalRecord, Store
+from pipsync_lite.store import SignalRecord, Store, utcnow_iso
 from pipsync_lite.symbols import UnknownSymbol, resolve, strip_exchange
 
 log = structlog.get_logger("pipsync_lite.engine")
@@ -119,7 +119,7 @@ class Engine:
         self._intake = intake  # None: no queue, 503 while the broker is down
         self._executor = Executor(store, broker, events, self._redactor)
         self.kill_switch = KillSwitch(store, events)
-        self.losses = LossBook(store, broker)
+        self.losses = LossBook(store, broker, events)
         self.approvals = Approvals(store)
         self._dedupe = Dedupe(store, config)
         limit = config.server.rate_limit
@@ -140,6 +140,7 @@ class Engine:
     async def start(self) -> None:
         await self.kill_switch.load()
         await self._dedupe.load(self._clock())
+        await self.losses.start(self._config.risk, self._clock())
 
     def apply_config(self, config: Config) -> None:
         """A reloaded configuration: every decision from now on is made under it."""
@@ -212,6 +213,8 @@ class Engine:
                 prepared = self._broker.prepare(signal_id, decision.plan, self._executor.label(signal_id))
                 self._dedupe.remember(signal_id, signal.id, record.body_hash, now)
                 self._claim(signal_id, decision.plan)
+                if signal.action in _ENTRIES:
+                    self.losses.entry_accepted(signal_id, utcnow_iso(now))
         if decision.plan is None:  # rejected: nothing follows from it but the answer
             await self._store.db.execute(*row)
             self._received(signal_id, signal, decision)
@@ -222,6 +225,8 @@ class Engine:
         except BaseException:
             self._dedupe.forget(signal_id, signal.id, record.body_hash)
             self._release(signal_id)
+            if signal.action in _ENTRIES:
+                self.losses.entry_accepted(signal_id, utcnow_iso(now), counts=False)
             raise
         self._dedupe.written(signal_id, signal.id)
         self._received(signal_id, signal, decision)

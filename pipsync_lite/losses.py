@@ -2,12 +2,16 @@
 
 ``DayStats`` is a plain value the guard's loss rules read; ``LossBook`` assembles it from the
 trade log (deals recorded by the ledger, signals recorded by the engine) and the broker
-(balance, floating P/L of open positions). Definitions, all in the account currency:
+(balance, floating P/L of open positions), from memory: it runs on every entry, under the
+engine's decision lock. The trade log's part is loaded once per trading day and then kept
+current from the log's changes (:mod:`tally`); the floating P/L is measured in the background
+(:mod:`floating`); the peak equity is saved behind the decision. Definitions, all in the
+account currency:
 
 - **realized**: the gross P/L and swap of the deals that closed volume during the trading day,
   plus the commission of every deal of the day;
-- **unrealized**: the open positions' net floating P/L as the broker reports it (counted as 0,
-  with a warning, when the broker does not answer within 1.5 s);
+- **unrealized**: the open positions' net floating P/L as the broker reports it, measured at
+  most 2 s before (counted as 0, with a warning, when the broker does not answer within 1.5 s);
 - **day's starting balance**: the balance now minus the realized P/L of the day;
 - **trades**: entries accepted during the day (``buy``/``sell``/``reverse`` signals that
   passed the guard), whatever became of them at the broker, failures excepted;
@@ -20,26 +24,32 @@ trade log (deals recorded by the ledger, signals recorded by the engine) and the
 from __future__ import annotations
 
 import asyncio
+import collections
 import json
+from collections.abc import Callable
 from dataclasses import dataclass
-from datetime import datetime
+from datetime import datetime, time
 from decimal import Decimal
 from typing import Any
+from zoneinfo import ZoneInfo
 
 import structlog
 
 from pipsync_lite.ctrader.model import Broker
-from pipsync_lite.errors import BrokerError
+from pipsync_lite.events import Event, EventBus
+from pipsync_lite.floating import FloatingPnL
 from pipsync_lite.risk_config import RiskLimits
 from pipsync_lite.store import Store, utcnow_iso
-from pipsync_lite.windows import trading_day_label, trading_day_start
+from pipsync_lite.tally import DayTotals, DealRow, EntryRow, TradeLogFeed
+from pipsync_lite.windows import next_trading_day_start, trading_day_start
 
 log = structlog.get_logger("pipsync_lite.losses")
 
 ZERO = Decimal(0)
-UNREALIZED_TIMEOUT = 1.5  # seconds
-_ENTRY_ACTIONS = ("buy", "sell", "reverse")
-_COUNTED = ("accepted", "executed", "unknown")
+#: Trading days whose totals are kept (the current one; the one before, for a per-symbol
+#: ``day_boundary`` or a reload that moved it).
+KEPT_DAYS = 3
+_POSITION_EVENTS = ("trade.opened", "trade.closed", "trade.sl_hit", "trade.tp_hit")
 
 
 @dataclass(frozen=True, slots=True)
@@ -91,96 +101,161 @@ def needs_equity(limits: RiskLimits) -> bool:
     return limits.max_daily_loss is not None or limits.max_drawdown is not None
 
 
-class LossBook:
-    """Builds ``DayStats`` from the trade log and the broker; remembers the day's peak equity."""
+@dataclass(frozen=True, slots=True)
+class TradingDay:
+    label: str  # its start's local date
+    start: datetime  # UTC
+    end: datetime  # the next one's start, UTC
+    since: str  # ``start`` as the trade log writes times
 
-    def __init__(self, store: Store, broker: Broker) -> None:
+    @classmethod
+    def of(cls, now: datetime, boundary: time, zone: ZoneInfo) -> TradingDay:
+        start = trading_day_start(now, boundary, zone)
+        label = start.astimezone(zone).date().isoformat()
+        return cls(label, start, next_trading_day_start(now, boundary, zone), utcnow_iso(start))
+
+
+class LossBook:
+    """Builds ``DayStats`` from memory; follows the trade log; remembers the day's peak equity."""
+
+    def __init__(self, store: Store, broker: Broker, events: EventBus | None = None) -> None:
         self._store = store
         self._broker = broker
+        self.floating = FloatingPnL(broker)
+        self._feed = TradeLogFeed()
+        self._days: collections.OrderedDict[str, DayTotals] = collections.OrderedDict()  # by ``since``
+        self._loading = asyncio.Lock()
+        self._taken_while_loading: list[DealRow | EntryRow] | None = None
+        self._calendar: dict[tuple[time, str], TradingDay] = {}
         self._peak: tuple[str, Decimal] | None = None
+        self._peak_saved: tuple[str, Decimal] | None = None
+        self._saving: asyncio.Task[None] | None = None
+        self._unsubscribe: Callable[[], None] | None = None
+        if events is not None:
+            self._unsubscribe = events.subscribe(self._on_event)
+
+    async def start(self, limits: RiskLimits, now: datetime) -> None:
+        """Load the trading day and the peak equity; measure the floating P/L from now on."""
+        await self._totals(self._day(limits, now).since)
+        self.floating.start()
+
+    async def stop(self) -> None:
+        """Stop measuring; the last peak equity is saved before this returns."""
+        if self._unsubscribe is not None:
+            self._unsubscribe()
+            self._unsubscribe = None
+        await self.floating.stop()
+        if self._saving is not None:
+            await self._saving
+        await self._save_peaks()
 
     async def stats(self, limits: RiskLimits, now: datetime, *, equity: bool = True) -> DayStats | None:
         """The day so far; None when the balance is unknown (broker not loaded yet)."""
+        if self._broker.account is None:
+            return None
+        day = self._day(limits, now)
+        unrealized = await self.floating.net() if equity else ZERO
+        totals = await self._totals(day.since)  # no wait once the day is loaded: one instant
         account = self._broker.account
         if account is None:
             return None
-        zone = limits.zone
-        start = trading_day_start(now, limits.day_boundary, zone)
-        day = trading_day_label(now, limits.day_boundary, zone)
-        since = utcnow_iso(start)
-        realized, losses = await self._closed(since)
-        unrealized = await self._unrealized() if equity else ZERO
+        peak = self._peak
         stats = DayStats(
-            day=day,
-            day_start=start,
+            day=day.label,
+            day_start=day.start,
             currency=account.deposit_asset,
             balance=account.balance,
-            realized=realized,
+            realized=totals.realized,
             unrealized=unrealized,
-            trades=await self._trades(since),
-            consecutive_losses=losses,
-            peak_equity=await self._peak_of(day),
+            trades=totals.trades,
+            consecutive_losses=totals.consecutive_losses,
+            peak_equity=peak[1] if peak is not None and peak[0] == day.label else None,
         )
         if equity:
-            await self._remember_peak(day, stats.peak)
+            self._remember_peak(day.label, stats.peak)
         return stats
 
-    async def _closed(self, since: str) -> tuple[Decimal, int]:
-        async with self._store.db.execute(
-            "SELECT gross_profit, swap, commission FROM deals WHERE executed_at >= ? ORDER BY executed_at, deal_id",
-            (since,),
-        ) as cursor:
-            rows = await cursor.fetchall()
-        realized, streak = ZERO, 0
-        for gross, swap, commission in rows:
-            result = _dec(commission)
-            if gross is not None:  # a deal that closed volume
-                result += _dec(gross) + _dec(swap)
-                streak = streak + 1 if result < 0 else 0
-            realized += result
-        return realized, streak
+    def entry_accepted(self, signal_id: int, received_at: str, *, counts: bool = True) -> None:
+        """An entry passed the guard: it counts from this moment, before its row is written
+        (the next decision must see it); ``counts=False`` takes it back (the row was not)."""
+        self._feed.report(EntryRow(signal_id, received_at, counts))
 
-    async def _trades(self, since: str) -> int:
-        marks = ", ".join("?" for _ in _ENTRY_ACTIONS)
-        statuses = ", ".join("?" for _ in _COUNTED)
-        async with self._store.db.execute(
-            f"SELECT COUNT(*) FROM signals WHERE received_at >= ? AND action IN ({marks}) AND status IN ({statuses})",
-            (since, *_ENTRY_ACTIONS, *_COUNTED),
-        ) as cursor:
-            row = await cursor.fetchone()
-        return int(row[0]) if row else 0
+    def _day(self, limits: RiskLimits, now: datetime) -> TradingDay:
+        key = (limits.day_boundary, limits.timezone)
+        day = self._calendar.get(key)
+        if day is None or not day.start <= now < day.end:
+            day = self._calendar[key] = TradingDay.of(now, limits.day_boundary, limits.zone)
+        return day
 
-    async def _unrealized(self) -> Decimal:
-        if not self._broker.positions():
-            return ZERO
+    async def _totals(self, since: str) -> DayTotals:
+        """The day's totals, up to date; loaded from the trade log the first time the day is read."""
+        db = self._store.db
+        if not self._feed.installed_on(db) or since not in self._days:
+            async with self._loading:
+                if not self._feed.installed_on(db):
+                    # Follow the changes before reading anything: none falls in between.
+                    await self._feed.install(db)
+                    self._days.clear()
+                    self._peak = self._peak_saved = await self._stored_peak()
+                if since not in self._days:
+                    await self._load(since)
+        self._catch_up()
+        self._days.move_to_end(since)
+        return self._days[since]
+
+    async def _load(self, since: str) -> None:
+        self._taken_while_loading = []
         try:
-            # Bounded: an entry waits for this inside the webhook's 3 seconds.
-            pnl = await asyncio.wait_for(self._broker.unrealized_pnl(), UNREALIZED_TIMEOUT)
-        except (BrokerError, TimeoutError) as err:
-            log.warning("unrealized_pnl_unavailable", error=str(err) or type(err).__name__)
-            return ZERO
-        return sum((p.net for p in pnl), ZERO)
+            totals = await DayTotals.load(self._store.db, since)
+        finally:
+            taken, self._taken_while_loading = self._taken_while_loading, None
+        for change in taken:  # some the SELECTs saw already: applying them again changes nothing
+            totals.apply(change)
+        self._days[since] = totals
+        while len(self._days) > KEPT_DAYS:
+            self._days.popitem(last=False)
+        log.info("trading_day_loaded", since=since, realized=str(totals.realized), trades=totals.trades,
+                 consecutive_losses=totals.consecutive_losses)  # fmt: skip
 
-    async def _peak_of(self, day: str) -> Decimal | None:
-        if self._peak is None:
-            async with self._store.db.execute("SELECT value FROM meta WHERE key = 'peak_equity'") as cursor:
-                row = await cursor.fetchone()
-            if row:
-                stored: dict[str, Any] = json.loads(row[0])
-                self._peak = (str(stored["day"]), Decimal(stored["amount"]))
-        if self._peak is not None and self._peak[0] == day:
-            return self._peak[1]
-        return None
+    def _catch_up(self) -> None:
+        """Apply the trade log's changes to every day kept (and keep them for a day loading)."""
+        changes = self._feed.take()
+        if self._taken_while_loading is not None:
+            self._taken_while_loading.extend(changes)
+        for change in changes:
+            for totals in self._days.values():
+                totals.apply(change)
 
-    async def _remember_peak(self, day: str, peak: Decimal) -> None:
-        if self._peak is not None and self._peak == (day, peak):
+    def _on_event(self, event: Event) -> None:
+        if event.type in _POSITION_EVENTS:
+            self.floating.positions_changed()
+
+    async def _stored_peak(self) -> tuple[str, Decimal] | None:
+        async with self._store.db.execute("SELECT value FROM meta WHERE key = 'peak_equity'") as cursor:
+            row = await cursor.fetchone()
+        if row is None:
+            return None
+        stored: dict[str, Any] = json.loads(row[0])
+        return str(stored["day"]), Decimal(stored["amount"])
+
+    def _remember_peak(self, day: str, peak: Decimal) -> None:
+        if self._peak == (day, peak):
             return
         self._peak = (day, peak)
-        await self._store.db.execute(
-            "INSERT INTO meta (key, value) VALUES ('peak_equity', ?) ON CONFLICT (key) DO UPDATE SET value = excluded.value",
-            (json.dumps({"day": day, "amount": str(peak)}),),
-        )
+        if self._saving is None or self._saving.done():
+            self._saving = asyncio.create_task(self._save_peaks(), name="peak-equity")
 
-
-def _dec(value: Any) -> Decimal:
-    return ZERO if value is None else Decimal(str(value))
+    async def _save_peaks(self) -> None:
+        """Write the peak until the stored one is the latest: one writer, so in order."""
+        while self._peak is not None and self._peak != self._peak_saved:
+            day, amount = peak = self._peak
+            try:
+                await self._store.db.execute(
+                    "INSERT INTO meta (key, value) VALUES ('peak_equity', ?)"
+                    " ON CONFLICT (key) DO UPDATE SET value = excluded.value",
+                    (json.dumps({"day": day, "amount": str(amount)}),),
+                )
+            except Exception:  # the next change (or the stop) tries again
+                log.exception("peak_equity_not_saved", day=day, amount=str(amount))
+                return
+            self._peak_saved = peak

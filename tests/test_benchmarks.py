@@ -33,3 +33,14 @@ def test_quick_run_prints_all_five_benchmarks_with_measured_rows() -> None:
     assert len(ingest) == 2 and all(int(r[3]) > 0 for r in ingest), out
     phases = [r for r in rows if r[1].strip() in {"accepted", "stored"}]
     assert len(phases) == 10 and "RSS idle" in out and "database per 10k" in out, out
+
+
+def test_the_day_statistics_benchmark_prints_its_table() -> None:
+    result = subprocess.run(
+        [sys.executable, "-m", "tests.benchmarks.losses", "--quick"],
+        cwd=REPO, capture_output=True, text=True, timeout=60, check=False,
+    )
+    assert result.returncode == 0, result.stderr[-4000:]
+    rows = [line.split("|") for line in result.stdout.splitlines() if line.startswith("| ")]
+    assert [r[1].strip() for r in rows[1:]] == ["0", "200"], result.stdout
+    assert all(r[2].strip() != "-" for r in rows[1:]) and "with the trade log followed" in result.stdout
