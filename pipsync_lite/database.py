@@ -94,6 +94,7 @@ class _Op:
 
 
 _STOP = object()
+_BOOKKEEPING = frozenset({"BEGIN IMMEDIATE", "SAVEPOINT op", "RELEASE op", "ROLLBACK TO op", "COMMIT", "ROLLBACK"})
 
 
 class Database:
@@ -129,6 +130,16 @@ class Database:
     async def create_function(self, name: str, narg: int, func: Callable[..., Any]) -> None:
         """An SQL function on this connection; it runs in the writer thread."""
         await self._submit(lambda conn: conn.create_function(name, narg, func), alone=True)
+
+    async def set_trace_callback(self, callback: Callable[[str], object] | None) -> None:
+        """Each statement run from now on, passed to ``callback`` in the writer thread (tests);
+        the batches' own BEGIN/SAVEPOINT/RELEASE/COMMIT are left out."""
+
+        def trace(sql: str) -> None:
+            if sql not in _BOOKKEEPING and callback is not None:
+                callback(sql)
+
+        await self._submit(lambda conn: conn.set_trace_callback(None if callback is None else trace), alone=True)
 
     async def script(self, sql: str) -> None:
         """Run a script (its own BEGIN/COMMIT, e.g. a migration) outside any batch."""
