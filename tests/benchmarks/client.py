@@ -20,7 +20,6 @@ from __future__ import annotations
 
 import argparse
 import asyncio
-import dataclasses
 import os
 import secrets
 import sys
@@ -59,11 +58,19 @@ async def run(orders: int, rate: float) -> list[str]:
     workroot = Path(tempfile.mkdtemp(prefix="bench-client-"))
     broker = await Broker.start(workroot, paced=False)
     spec = broker.spec
-    client = CTraderClient(ClientSettings(
-        host="localhost", port=spec["port"], ca_file=Path(spec["ca_file"]), client_id=spec["client_id"],
-        client_secret=spec["client_secret"], access_token=spec["access_token"],
-        refresh_token=spec["refresh_token"], account_id=spec["account_id"], requests_per_second=UNPACED,
-    ))
+    client = CTraderClient(
+        ClientSettings(
+            host="localhost",
+            port=spec["port"],
+            ca_file=Path(spec["ca_file"]),
+            client_id=spec["client_id"],
+            client_secret=spec["client_secret"],
+            access_token=spec["access_token"],
+            refresh_token=spec["refresh_token"],
+            account_id=spec["account_id"],
+            requests_per_second=UNPACED,
+        )
+    )
     await client.start()
     lines: list[str] = []
     try:
@@ -76,8 +83,13 @@ async def run(orders: int, rate: float) -> list[str]:
         async def order() -> tuple[str, float]:
             n = next(serial)
             label = f"psl-{tag}-{n}"
-            request = OrderRequest(symbol_id=symbol_id, side=Side.BUY, volume=100_000, label=label,
-                                   client_order_id=label)
+            request = OrderRequest(
+                symbol_id=symbol_id,
+                side=Side.BUY,
+                volume=100_000,
+                label=label,
+                client_order_id=label,
+            )
             called = time.monotonic()
             await client.place_order(request)
             return f"d{tag}-{n}", called
@@ -85,7 +97,10 @@ async def run(orders: int, rate: float) -> list[str]:
         for _ in range(30):  # warm-up: first-call costs, the netted position exists
             await order()
         await broker.collect()
-        lines += ["| load | orders | wire p50 ms | wire p99 ms | wire max ms | CPU µs/order |", "|---|---|---|---|---|---|"]
+        lines += [
+            "| load | orders | wire p50 ms | wire p99 ms | wire max ms | CPU µs/order |",
+            "|---|---|---|---|---|---|",
+        ]
         for load in ("sequential", f"isolated, {rate:g}/s"):
             called: dict[str, float] = {}
             cpu0 = cpu_s()
@@ -96,9 +111,13 @@ async def run(orders: int, rate: float) -> list[str]:
                     await asyncio.sleep(1 / rate)
             cpu = cpu_s() - cpu0
             arrivals = await broker.collect()
-            spread = Spread.of([arrivals[k] - t for k, t in called.items() if k in arrivals])
-            lines.append(f"| {load} | {spread.n} | {spread.p50:.3f} | {spread.p99:.3f} | {spread.max:.3f} "
-                         f"| {cpu / orders * 1e6:.0f} |")
+            spread = Spread.of(
+                [arrivals[k] - t for k, t in called.items() if k in arrivals]
+            )
+            lines.append(
+                f"| {load} | {spread.n} | {spread.p50:.3f} | {spread.p99:.3f} | {spread.max:.3f} "
+                f"| {cpu / orders * 1e6:.0f} |"
+            )
     finally:
         await client.stop()
         await broker.stop()
@@ -115,15 +134,28 @@ async def unit_costs(workdir: Path) -> list[str]:
     from tests.simulator.wire import WireClient, new_order, trade
 
     install_reactor(asyncio.get_running_loop())
-    sim = Simulator(seed=3, cert_dir=workdir / "unit-tls", tick_interval=None, account_type="netted",
-                    balance=Decimal(1000000000))
+    sim = Simulator(
+        seed=3,
+        cert_dir=workdir / "unit-tls",
+        tick_interval=None,
+        account_type="netted",
+        balance=Decimal(1000000000),
+    )
     await sim.start()
     sim.set_price("EURUSD", bid=Decimal("1.10000"), ask=Decimal("1.10010"))
     creds = sim.credentials
-    client = CTraderClient(ClientSettings(
-        host="localhost", port=sim.port, ca_file=sim.ca_file, client_id=creds.client_id,
-        client_secret=creds.client_secret, access_token=creds.access_token,
-        refresh_token=creds.refresh_token, account_id=creds.account_id))
+    client = CTraderClient(
+        ClientSettings(
+            host="localhost",
+            port=sim.port,
+            ca_file=sim.ca_file,
+            client_id=creds.client_id,
+            client_secret=creds.client_secret,
+            access_token=creds.access_token,
+            refresh_token=creds.refresh_token,
+            account_id=creds.account_id,
+        )
+    )
     await client.start()
     try:
         assert await client.wait_ready(15), client.last_error
@@ -131,33 +163,67 @@ async def unit_costs(workdir: Path) -> list[str]:
         assert symbol is not None
         wire = await WireClient.connect(sim)
         await wire.authorize(creds)
-        executions = [m for m in await trade(wire, new_order(sim, "EURUSD", "BUY", 100_000))
-                      if m.DESCRIPTOR.name == "ProtoOAExecutionEvent"]
+        executions = [
+            m
+            for m in await trade(wire, new_order(sim, "EURUSD", "BUY", 100_000))
+            if m.DESCRIPTOR.name == "ProtoOAExecutionEvent"
+        ]
         accepted, filled = (protos.encode(m, "c123") for m in executions[-2:])
-        await wire.request(protos.messages.ProtoOASubscribeSpotsReq(ctidTraderAccountId=creds.account_id,
-                                                                    symbolId=[symbol.symbol_id]))
+        await wire.request(
+            protos.messages.ProtoOASubscribeSpotsReq(
+                ctidTraderAccountId=creds.account_id, symbolId=[symbol.symbol_id]
+            )
+        )
         sim.set_price("EURUSD", bid=Decimal("1.10001"), ask=Decimal("1.10011"))
         spot = protos.encode(await wire.wait_named("ProtoOASpotEvent"))
         await wire.close()
         await client.subscribe_quotes({symbol.symbol_id})
         conn = client._session.conn
         assert conn is not None
-        request = OrderRequest(symbol_id=symbol.symbol_id, side=Side.BUY, volume=100_000,
-                               label="psl-abcdef-123456", client_order_id="psl-abcdef-123456")
+        request = OrderRequest(
+            symbol_id=symbol.symbol_id,
+            side=Side.BUY,
+            volume=100_000,
+            label="psl-abcdef-123456",
+            client_order_id="psl-abcdef-123456",
+        )
         message = translate.new_order_request(request, creds.account_id, symbol)
         rows = [
-            ("protos.decode, ORDER_ACCEPTED execution event", per_call(lambda: protos.decode(accepted))),
-            ("protos.decode, ORDER_FILLED execution event", per_call(lambda: protos.decode(filled))),
+            (
+                "protos.decode, ORDER_ACCEPTED execution event",
+                per_call(lambda: protos.decode(accepted)),
+            ),
+            (
+                "protos.decode, ORDER_FILLED execution event",
+                per_call(lambda: protos.decode(filled)),
+            ),
             ("protos.decode, SpotEvent", per_call(lambda: protos.decode(spot))),
-            ("Connection.frame_received, ORDER_ACCEPTED (decode + state + route)",
-             per_call(lambda: conn.frame_received(accepted))),
-            ("Connection.frame_received, ORDER_FILLED (decode + state + route)",
-             per_call(lambda: conn.frame_received(filled))),
-            ("Connection.frame_received, SpotEvent", per_call(lambda: conn.frame_received(spot))),
-            ("translate.new_order_request", per_call(lambda: translate.new_order_request(request, 1, symbol))),
-            ("protos.encode of the NewOrderReq", per_call(lambda: protos.encode(message, "p-1"))),
+            (
+                "Connection.frame_received, ORDER_ACCEPTED (decode + state + route)",
+                per_call(lambda: conn.frame_received(accepted)),
+            ),
+            (
+                "Connection.frame_received, ORDER_FILLED (decode + state + route)",
+                per_call(lambda: conn.frame_received(filled)),
+            ),
+            (
+                "Connection.frame_received, SpotEvent",
+                per_call(lambda: conn.frame_received(spot)),
+            ),
+            (
+                "translate.new_order_request",
+                per_call(lambda: translate.new_order_request(request, 1, symbol)),
+            ),
+            (
+                "protos.encode of the NewOrderReq",
+                per_call(lambda: protos.encode(message, "p-1")),
+            ),
         ]
-        return ["| step | µs |", "|---|---|", *(f"| {name} | {us:.1f} |" for name, us in rows)]
+        return [
+            "| step | µs |",
+            "|---|---|",
+            *(f"| {name} | {us:.1f} |" for name, us in rows),
+        ]
     finally:
         await client.stop()
         await sim.stop()
@@ -166,7 +232,9 @@ async def unit_costs(workdir: Path) -> list[str]:
 async def main(argv: list[str]) -> int:
     parser = argparse.ArgumentParser(prog="python -m tests.benchmarks.client")
     parser.add_argument("--orders", type=int, default=300)
-    parser.add_argument("--rate", type=float, default=40.0, help="orders/s of the isolated load")
+    parser.add_argument(
+        "--rate", type=float, default=40.0, help="orders/s of the isolated load"
+    )
     parser.add_argument("--no-units", action="store_true")
     args = parser.parse_args(argv)
     from pipsync_lite import logs
@@ -176,7 +244,9 @@ async def main(argv: list[str]) -> int:
     print("\n".join(await run(args.orders, args.rate)))
     if not args.no_units:
         print("\n### Unit costs (in process, µs per call, best of 5)\n")
-        print("\n".join(await unit_costs(Path(tempfile.mkdtemp(prefix="bench-units-")))))
+        print(
+            "\n".join(await unit_costs(Path(tempfile.mkdtemp(prefix="bench-units-"))))
+        )
     return 0
 
 
