@@ -4,7 +4,8 @@ No daemon, no HTTP, no SQLite: a ``CTraderClient`` in this process trades with t
 behind the wire tap (``broker.py``, two child processes), so what is measured is the client:
 
 1. **Call → wire**: from ``place_order`` called to the ``ProtoOANewOrderReq`` read by the tap
-   (``time.monotonic()``, one clock for all processes); sequential (each order awaited, the
+   (``time.monotonic()``, one clock for all processes), and to the first ``socket.send`` of
+   the client after the call (**socket**, in process); sequential (each order awaited, the
    next one at once) and isolated (one order every ``1/rate`` s, the loop idle in between, as
    in production). Unpaced (the 50/s limit lifted at both ends).
 2. **CPU per order**: this process's user + system time over each load, divided by its orders
@@ -49,6 +50,22 @@ def cpu_s() -> float:
     return times.user + times.system
 
 
+def watch_socket_writes(client: Any) -> list[float]:
+    """When bytes were handed to the client's socket (benchmark instrumentation: the TCP
+    transport's ``writeSomeData``, which every send goes through, wrapped on this instance)."""
+    conn = client._session.conn
+    sock = conn.protocol.transport.transport
+    times: list[float] = []
+    write = sock.writeSomeData
+
+    def timed(data: Any) -> Any:
+        times.append(time.monotonic())
+        return write(data)
+
+    sock.writeSomeData = timed
+    return times
+
+
 async def run(orders: int, rate: float) -> list[str]:
     from pipsync_lite.ctrader.bridge import install_reactor
     from pipsync_lite.ctrader.client import ClientSettings, CTraderClient
@@ -79,6 +96,7 @@ async def run(orders: int, rate: float) -> list[str]:
         await client.subscribe_quotes({symbol_id})
         tag = secrets.token_hex(3)
         serial = iter(range(1, 10**9))
+        socket_writes = watch_socket_writes(client)
 
         async def order() -> tuple[str, float]:
             n = next(serial)
@@ -90,16 +108,21 @@ async def run(orders: int, rate: float) -> list[str]:
                 label=label,
                 client_order_id=label,
             )
+            socket_writes.clear()
             called = time.monotonic()
             await client.place_order(request)
+            written[f"d{tag}-{n}"] = socket_writes[0] if socket_writes else float("nan")
             return f"d{tag}-{n}", called
+
+        written: dict[str, float] = {}
 
         for _ in range(30):  # warm-up: first-call costs, the netted position exists
             await order()
         await broker.collect()
         lines += [
-            "| load | orders | wire p50 ms | wire p99 ms | wire max ms | CPU µs/order |",
-            "|---|---|---|---|---|---|",
+            "| load | orders | socket p50 ms | socket p99 ms | wire p50 ms | wire p99 ms "
+            "| wire max ms | CPU µs/order |",
+            "|---|---|---|---|---|---|---|---|",
         ]
         for load in ("sequential", f"isolated, {rate:g}/s"):
             called: dict[str, float] = {}
@@ -114,8 +137,10 @@ async def run(orders: int, rate: float) -> list[str]:
             spread = Spread.of(
                 [arrivals[k] - t for k, t in called.items() if k in arrivals]
             )
+            socket = Spread.of([written[k] - t for k, t in called.items()])
             lines.append(
-                f"| {load} | {spread.n} | {spread.p50:.3f} | {spread.p99:.3f} | {spread.max:.3f} "
+                f"| {load} | {spread.n} | {socket.p50:.3f} | {socket.p99:.3f} "
+                f"| {spread.p50:.3f} | {spread.p99:.3f} | {spread.max:.3f} "
                 f"| {cpu / orders * 1e6:.0f} |"
             )
     finally:
