@@ -22,9 +22,10 @@ from typing import Any
 
 import structlog
 from google.protobuf.message import Message
-from twisted.internet.endpoints import TCP4ClientEndpoint, TCP6ClientEndpoint, wrapClientTLS
+from twisted.internet.endpoints import TCP4ClientEndpoint, TCP6ClientEndpoint
 from twisted.internet.protocol import Factory
 from twisted.internet.ssl import Certificate, optionsForClientTLS, platformTrust, trustRootFromCertificates
+from twisted.protocols.tls import TLSMemoryBIOFactory, TLSMemoryBIOProtocol
 
 from pipsync_lite import protos
 from pipsync_lite.ctrader import bridge
@@ -164,9 +165,9 @@ class Connection:
         errors = []
         for family, address in addresses:
             endpoint_type = TCP6ClientEndpoint if family == socket.AF_INET6 else TCP4ClientEndpoint
-            endpoint = wrapClientTLS(options, endpoint_type(reactor, address, self.port, timeout=timeout))
+            endpoint = endpoint_type(reactor, address, self.port, timeout=timeout)
             try:
-                await asyncio.wait_for(bridge.as_future(endpoint.connect(_Factory(self))), timeout)
+                await asyncio.wait_for(bridge.as_future(endpoint.connect(_TLSFactory(options, self))), timeout)
                 break
             except Exception as exc:  # TimeoutError, or Twisted's ConnectError family
                 errors.append(f"{address}: {type(exc).__name__}: {exc}".strip())
@@ -279,3 +280,14 @@ class _Factory(Factory):
     def buildProtocol(self, addr: object) -> OpenApiProtocol:
         return self.connection.build_protocol()
 
+
+
+class _TLSFactory(TLSMemoryBIOFactory):
+    """``wrapClientTLS`` without write aggregation: Twisted's default TLS transport
+    (``BufferingTLSTransport``) holds every write until the loop's next iteration; the
+    protocol batches its own writes (see :mod:`protocol`)."""
+
+    protocol = TLSMemoryBIOProtocol
+
+    def __init__(self, options: Any, connection: Connection) -> None:
+        super().__init__(options, True, _Factory(connection))
