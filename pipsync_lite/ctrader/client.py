@@ -13,8 +13,9 @@ turns requests into results:
   if the rest of the order is cancelled or expires after a partial fill, the result is still
   ``status="filled"`` with ``filled_volume`` below the requested volume, and ``deal`` the last
   fill: the engine compares ``filled_volume`` with what it asked for.
-- No answer within ``request_timeout`` → ``BrokerTimeout`` (outcome unknown, never resent);
-  not ready, or the frame never left the rate-limit queue → ``BrokerUnavailable``.
+- No answer within ``request_timeout`` of the frame leaving the pacer → ``BrokerTimeout``
+  (outcome unknown, never resent); not ready, or the link dropped while the frame still waited
+  for the rate limit → ``BrokerUnavailable``. Time spent in the pacer's queue is not counted.
 """
 
 from __future__ import annotations
@@ -190,9 +191,8 @@ class CTraderClient:
         log.info("order_sent", msg_id=exchange.msg_id, symbol=symbol.name, side=request.side.value,
                  volume=request.volume, order_type=request.order_type.value,
                  client_order_id=request.client_order_id, label=request.label)
-        deadline = self._deadline()
         try:
-            return await self._await_order(conn, exchange, request, deadline)
+            return await self._await_order(conn, exchange, request)
         except BrokerRejected as exc:
             log.warning("order_rejected", msg_id=exchange.msg_id, code=exc.code, description=exc.description)
             raise
@@ -202,13 +202,11 @@ class CTraderClient:
         finally:
             conn.forget(exchange)
 
-    async def _await_order(
-        self, conn: Connection, exchange: Exchange, request: OrderRequest, deadline: float
-    ) -> OrderResult:
+    async def _await_order(self, conn: Connection, exchange: Exchange, request: OrderRequest) -> OrderResult:
         order_id: int | None = None
         partial: list[Deal] = []
         while True:
-            routed = await exchange.next(deadline)
+            routed = await exchange.next()
             raise_if_error(routed)
             ex, event = routed.execution, routed.message
             if ex is None or ex.order_id is None or ex.is_protective:
@@ -234,7 +232,7 @@ class CTraderClient:
                 deals = [*partial, ex.deal]
                 result = self._fill_result(order_id, event, deals)
                 if _wants_protection(request, result.position):
-                    result = await self._await_protection(exchange, result, deadline)
+                    result = await self._await_protection(exchange, result)
                 log.info("order_filled", order_id=order_id, position_id=result.position_id,
                          price=str(result.execution_price), volume=result.filled_volume)
                 return result
@@ -266,12 +264,12 @@ class CTraderClient:
             deal=last,
         )
 
-    async def _await_protection(self, exchange: Exchange, result: OrderResult, deadline: float) -> OrderResult:
+    async def _await_protection(self, exchange: Exchange, result: OrderResult) -> OrderResult:
         """Give the server's protective order a moment to put SL/TP on the new position."""
-        assert result.position_id is not None
+        assert result.position_id is not None and exchange.deadline is not None
         exchange.position_ids.add(result.position_id)
         loop = asyncio.get_running_loop()
-        grace = min(deadline, loop.time() + self._protection_grace)
+        grace = min(exchange.deadline, loop.time() + self._protection_grace)
         while True:
             try:
                 routed = await exchange.next(grace)
@@ -293,12 +291,11 @@ class CTraderClient:
         exchange = conn.request(message)
         exchange.position_ids.add(position_id)
         log.info("close_sent", msg_id=exchange.msg_id, position_id=position_id, volume=volume)
-        deadline = self._deadline()
         order_id: int | None = None
         partial: list[Deal] = []
         try:
             while True:
-                routed = await exchange.next(deadline)
+                routed = await exchange.next()
                 raise_if_error(routed)
                 ex = routed.execution
                 if ex is None or ex.order_id is None or ex.is_protective or not ex.closing_order:
@@ -350,7 +347,7 @@ class CTraderClient:
                  stop_loss=_str(stop_loss), take_profit=_str(take_profit), trailing=trailing_stop_loss)
         try:
             while True:
-                routed = await exchange.next(self._deadline())
+                routed = await exchange.next()
                 raise_if_error(routed)
                 ex = routed.execution
                 if ex is None or ex.position_id != position_id or ex.is_server_event:
@@ -376,7 +373,7 @@ class CTraderClient:
         log.info("cancel_sent", msg_id=exchange.msg_id, order_id=order_id)
         try:
             while True:
-                routed = await exchange.next(self._deadline())
+                routed = await exchange.next()
                 raise_if_error(routed)
                 ex = routed.execution
                 if ex is None or ex.order_id != order_id:
@@ -436,7 +433,7 @@ class CTraderClient:
         log.info("amend_order_sent", msg_id=exchange.msg_id, order_id=order_id)
         try:
             while True:
-                routed = await exchange.next(self._deadline())
+                routed = await exchange.next()
                 raise_if_error(routed)
                 ex = routed.execution
                 if ex is None or ex.order_id != order_id:
@@ -521,9 +518,6 @@ class CTraderClient:
         return translate.unrealized_pnl(res)
 
     # --- helpers --------------------------------------------------------------------------
-
-    def _deadline(self) -> float:
-        return asyncio.get_running_loop().time() + self.settings.request_timeout
 
     def _require_symbol(self, symbol_id: int) -> SymbolInfo:
         symbol = self._state.symbols.get(symbol_id)

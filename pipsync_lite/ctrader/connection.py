@@ -5,9 +5,11 @@ thread pool, see :mod:`bridge`), connects with ``optionsForClientTLS(host, trust
 certificate chain AND the host name are verified, and waits for the TLS handshake.
 
 Each request gets an :class:`Exchange`: its own clientMsgId, the messages routed to it, and the
-rules for what a missing answer means. When the connection drops, an exchange whose frame was
-written fails with ``BrokerTimeout`` (the server may have acted: outcome unknown), one whose frame
-was still waiting for the rate limit fails with ``BrokerUnavailable`` (nothing was sent).
+rules for what a missing answer means. Its ``request_timeout`` counts from when its frame was
+written, not from when it joined the pacer's queue. When the connection drops, an exchange whose
+frame was written fails with ``BrokerTimeout`` (the server may have acted: outcome unknown), one
+whose frame was still waiting for the rate limit fails with ``BrokerUnavailable`` (nothing was
+sent); a caller cancelled while its frame waits takes the frame off the queue.
 """
 
 from __future__ import annotations
@@ -15,8 +17,9 @@ from __future__ import annotations
 import asyncio
 import re
 import socket
+from collections import deque
 from collections.abc import Callable
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
@@ -68,53 +71,118 @@ class Routed:
 
 
 class _Lost:
+    __slots__ = ("reason",)
+
     def __init__(self, reason: str) -> None:
         self.reason = reason
 
 
-@dataclass(eq=False)
 class Exchange:
-    """A request sent with our clientMsgId, and the answers routed to it."""
+    """A request sent with our clientMsgId, and the answers routed to it.
 
-    msg_id: str
-    name: str  # the request's message name, for logs and errors
-    outbound: Outbound | None = None
-    sent: bool = False
-    #: ids learned from the answers (e.g. the orderId of ORDER_ACCEPTED), so events that do
-    #: not echo our clientMsgId still reach the request that caused them
-    order_ids: set[int] = field(default_factory=set)
-    position_ids: set[int] = field(default_factory=set)
-    _queue: asyncio.Queue[Routed | _Lost] = field(default_factory=asyncio.Queue)
+    Its deadline starts when its frame leaves the pacer (``timeout`` after ``sent_at``): a
+    request that waited its turn in a paced burst has its full time for the answer.
+    """
+
+    __slots__ = ("_items", "_loop", "_waiter", "msg_id", "name", "order_ids", "outbound", "position_ids",
+                 "sent_at", "timeout")
+
+    def __init__(self, msg_id: str, name: str, timeout: float, loop: asyncio.AbstractEventLoop) -> None:
+        self.msg_id = msg_id
+        self.name = name  # the request's message name, for logs and errors
+        self.timeout = timeout
+        self.outbound: Outbound | None = None
+        self.sent_at: float | None = None  # loop time the frame was written
+        #: ids learned from the answers (e.g. the orderId of ORDER_ACCEPTED), so events that do
+        #: not echo our clientMsgId still reach the request that caused them
+        self.order_ids: set[int] = set()
+        self.position_ids: set[int] = set()
+        self._items: deque[Routed | _Lost] = deque()
+        self._waiter: asyncio.Future[bool] | None = None
+        self._loop = loop
+
+    @property
+    def sent(self) -> bool:
+        return self.sent_at is not None
+
+    @property
+    def deadline(self) -> float | None:
+        """The loop time the answer is due by; None while the frame waits for the pacer."""
+        return None if self.sent_at is None else self.sent_at + self.timeout
+
+    def mark_sent(self) -> None:
+        self.sent_at = self._loop.time()
+        self._wake()
 
     def deliver(self, routed: Routed) -> None:
-        self._queue.put_nowait(routed)
+        self._items.append(routed)
+        self._wake()
 
     def lose(self, reason: str) -> None:
-        self._queue.put_nowait(_Lost(reason))
+        self._items.append(_Lost(reason))
+        self._wake()
 
     def matches(self, order_id: int | None, position_id: int | None) -> bool:
         return (order_id is not None and order_id in self.order_ids) or (
             position_id is not None and position_id in self.position_ids
         )
 
-    async def next(self, deadline: float) -> Routed:
-        """The next routed message; raises when the deadline passes or the connection drops."""
-        loop = asyncio.get_running_loop()
-        try:
-            item = await asyncio.wait_for(self._queue.get(), max(0.0, deadline - loop.time()))
-        except TimeoutError:
-            if not self.sent:
-                if self.outbound is not None:
-                    self.outbound.cancelled = True
-                raise BrokerUnavailable(f"{self.name} was not sent in time (rate limit)") from None
-            raise BrokerTimeout(f"no answer to {self.name} in time: outcome unknown") from None
-        if isinstance(item, _Lost):
-            if self.sent:
+    async def next(self, deadline: float | None = None) -> Routed:
+        """The next routed message; raises when the deadline passes or the connection drops.
+
+        ``deadline`` (loop time) defaults to ``timeout`` after the frame left the pacer, and
+        until then the wait has no end but the connection's. An explicit deadline also bounds
+        the wait for the pacer: a frame still waiting then is never sent (BrokerUnavailable).
+        """
+        items = self._items
+        while not items:
+            if deadline is None and self.sent_at is None:
+                await self._wait(None)
+                continue
+            due = deadline if deadline is not None else self.sent_at + self.timeout  # type: ignore[operator]
+            remaining = due - self._loop.time()
+            if (remaining <= 0 or not await self._wait(remaining)) and not items:
+                if self.sent_at is None:
+                    self._unsend()
+                    raise BrokerUnavailable(f"{self.name} was not sent in time (rate limit)")
+                raise BrokerTimeout(f"no answer to {self.name} in time: outcome unknown")
+        item = items[0]
+        if isinstance(item, _Lost):  # stays: every later call raises too
+            if self.sent_at is not None:
                 raise BrokerTimeout(
                     f"connection lost before the answer to {self.name} ({item.reason}): outcome unknown"
                 )
             raise BrokerUnavailable(f"connection lost before {self.name} was sent ({item.reason})")
-        return item
+        return items.popleft()  # type: ignore[return-value]
+
+    async def _wait(self, timeout: float | None) -> bool:
+        """True once something happens (a message, the send, the loss), False after ``timeout``."""
+        waiter: asyncio.Future[bool] = self._loop.create_future()
+        self._waiter = waiter
+        timer = None if timeout is None else self._loop.call_later(timeout, _expire, waiter)
+        try:
+            return await waiter
+        except asyncio.CancelledError:
+            self._unsend()  # the caller gave up: a frame still waiting for the pacer never leaves
+            raise
+        finally:
+            self._waiter = None
+            if timer is not None:
+                timer.cancel()
+
+    def _wake(self) -> None:
+        waiter = self._waiter
+        if waiter is not None and not waiter.done():
+            waiter.set_result(True)
+
+    def _unsend(self) -> None:
+        if self.sent_at is None and self.outbound is not None:
+            self.outbound.cancelled = True
+
+
+def _expire(waiter: asyncio.Future[bool]) -> None:
+    if not waiter.done():
+        waiter.set_result(False)
 
 
 MessageHandler = Callable[["Connection", str, int, Message], None]
@@ -133,6 +201,7 @@ class Connection:
         next_msg_id: Callable[[], str],
         clock: Callable[[], float],
         pacer: Pacer,
+        request_timeout: float = 10.0,
     ) -> None:
         self.host = host
         self.port = port
@@ -141,6 +210,7 @@ class Connection:
         self._next_msg_id = next_msg_id
         self._clock = clock
         self._pacer = pacer
+        self.request_timeout = request_timeout
         self._loop = asyncio.get_running_loop()
         self.protocol: OpenApiProtocol | None = None
         self.exchanges: dict[str, Exchange] = {}
@@ -229,24 +299,23 @@ class Connection:
     def is_open(self) -> bool:
         return self.protocol is not None and self.protocol.connected and not self.closed.done()
 
-    def request(self, message: Message) -> Exchange:
-        """Register an exchange for ``message`` and send it (now, or when the pacer allows)."""
+    def request(self, message: Message, timeout: float | None = None) -> Exchange:
+        """Register an exchange for ``message`` and send it (now, or when the pacer allows).
+
+        ``timeout`` (default ``request_timeout``) counts from when the frame is written.
+        """
         name = type(message).__name__
         if not self.is_open:
             raise BrokerUnavailable(f"not connected: {name} not sent")
-        exchange = Exchange(self._next_msg_id(), name)
+        exchange = Exchange(self._next_msg_id(), name, timeout or self.request_timeout, self._loop)
         self.exchanges[exchange.msg_id] = exchange
-
-        def on_sent() -> None:
-            exchange.sent = True
-
         assert self.protocol is not None
         payload_type = protos.payload_type_of(message)
         exchange.outbound = self.protocol.send(
             protos.encode(message, exchange.msg_id),
             historical=payload_type in HISTORICAL_PAYLOAD_TYPES,
             urgent=payload_type in TRADING_PAYLOAD_TYPES,
-            on_sent=on_sent,
+            on_sent=exchange.mark_sent,
         )
         return exchange
 
@@ -281,7 +350,6 @@ class _Factory(Factory):
         return self.connection.build_protocol()
 
 
-
 class _TLSFactory(TLSMemoryBIOFactory):
     """``wrapClientTLS`` without write aggregation: Twisted's default TLS transport
     (``BufferingTLSTransport``) holds every write until the loop's next iteration; the
@@ -291,3 +359,4 @@ class _TLSFactory(TLSMemoryBIOFactory):
 
     def __init__(self, options: Any, connection: Connection) -> None:
         super().__init__(options, True, _Factory(connection))
+

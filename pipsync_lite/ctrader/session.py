@@ -208,6 +208,7 @@ class Session:
             next_msg_id=self._next_msg_id,
             clock=s.clock,
             pacer=Pacer(s.requests_per_second, s.historical_per_second),
+            request_timeout=s.request_timeout,
         )
         return self.conn
 
@@ -345,12 +346,13 @@ class Session:
     # --- requests -------------------------------------------------------------------------
 
     async def call(self, conn: Connection, message: Message, answer: type[R], timeout: float | None = None) -> R:
-        """Send ``message`` and return its answer of type ``answer``; error replies raise."""
-        exchange = conn.request(message)
-        deadline = asyncio.get_running_loop().time() + (timeout or self.settings.request_timeout)
+        """Send ``message`` and return its answer of type ``answer``; error replies raise.
+
+        ``timeout`` (default ``request_timeout``) counts from when the frame leaves the pacer."""
+        exchange = conn.request(message, timeout)
         try:
             while True:
-                routed = await exchange.next(deadline)
+                routed = await exchange.next()
                 raise_if_error(routed)
                 if isinstance(routed.message, answer):
                     return routed.message
