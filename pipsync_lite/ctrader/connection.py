@@ -202,6 +202,7 @@ class Connection:
         clock: Callable[[], float],
         pacer: Pacer,
         request_timeout: float = 10.0,
+        event_types: frozenset[int] | None = None,
     ) -> None:
         self.host = host
         self.port = port
@@ -211,6 +212,9 @@ class Connection:
         self._clock = clock
         self._pacer = pacer
         self.request_timeout = request_timeout
+        #: payload types parsed whatever their clientMsgId (None: all); any other message is
+        #: parsed only when it answers one of our exchanges, else dropped unparsed
+        self._event_types = event_types
         self._loop = asyncio.get_running_loop()
         self.protocol: OpenApiProtocol | None = None
         self.exchanges: dict[str, Exchange] = {}
@@ -269,18 +273,22 @@ class Connection:
     def frame_received(self, frame: bytes) -> None:
         self.last_received = self._clock()
         try:
-            envelope, message = protos.decode(frame)
+            payload_type, payload, msg_id = protos.split(frame)
+            events = self._event_types
+            if events is not None and payload_type not in events and msg_id not in self.exchanges:
+                return  # nobody reads it (a margin update, a late answer): not worth a parse
+            message = protos.parse_payload(payload_type, payload)
         except Exception as exc:  # a corrupt frame: drop the link rather than guess
             log.error("broker_frame_undecodable", error=type(exc).__name__, length=len(frame))
             self.close("undecodable frame", abort=True)
             return
         if message is None:
-            log.debug("broker_message_unknown", payload_type=envelope.payloadType)
+            log.debug("broker_message_unknown", payload_type=payload_type)
             return
         try:
-            self._on_message(self, envelope.clientMsgId, envelope.payloadType, message)
+            self._on_message(self, msg_id, payload_type, message)
         except Exception:
-            log.exception("broker_message_handling_failed", payload_type=envelope.payloadType)
+            log.exception("broker_message_handling_failed", payload_type=payload_type)
 
     def connection_lost(self, reason: str) -> None:
         reason = self._close_reason or reason

@@ -120,8 +120,10 @@ async def run(orders: int, rate: float) -> list[str]:
             await order()
         await broker.collect()
         lines += [
-            "| load | orders | socket p50 ms | socket p99 ms | wire p50 ms | wire p99 ms "
-            "| wire max ms | CPU µs/order |",
+            (
+                "| load | orders | socket p50 ms | socket p99 ms | wire p50 ms | wire p99 ms "
+                "| wire max ms | CPU µs/order |"
+            ),
             "|---|---|---|---|---|---|---|---|",
         ]
         for load in ("sequential", f"isolated, {rate:g}/s"):
@@ -213,6 +215,14 @@ async def unit_costs(workdir: Path) -> list[str]:
             client_order_id="psl-abcdef-123456",
         )
         message = translate.new_order_request(request, creds.account_id, symbol)
+        margin = protos.encode(
+            protos.messages.ProtoOAMarginChangedEvent(
+                ctidTraderAccountId=creds.account_id,
+                positionId=1,
+                usedMargin=2200,
+                moneyDigits=2,
+            )
+        )
         rows = [
             (
                 "protos.decode, ORDER_ACCEPTED execution event",
@@ -234,6 +244,10 @@ async def unit_costs(workdir: Path) -> list[str]:
             (
                 "Connection.frame_received, SpotEvent",
                 per_call(lambda: conn.frame_received(spot)),
+            ),
+            (
+                "Connection.frame_received, a margin event nobody reads",
+                per_call(lambda: conn.frame_received(margin)),
             ),
             (
                 "translate.new_order_request",

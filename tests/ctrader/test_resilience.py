@@ -269,6 +269,19 @@ async def test_an_order_given_up_while_it_waits_for_the_pacer_is_never_sent(
     assert len(sim.requests_named("ProtoOANewOrderReq")) - since == 50
 
 
+async def test_a_symbol_traded_by_another_session_gets_its_quotes_followed(
+    sim: Simulator, client: CTraderClient, make_client: Any
+) -> None:
+    other = await make_client()
+    assert await other.wait_ready(10)
+    gbpusd = client.symbol("GBPUSD")
+    assert gbpusd is not None and client.quote(gbpusd.symbol_id) is None
+    await other.place_order(OrderRequest(symbol_id=gbpusd.symbol_id, side=Side.BUY, volume=100_000))
+    await sim.wait_for(lambda: client.quote(gbpusd.symbol_id), timeout=5, what="GBPUSD quotes")
+    sim.set_price("GBPUSD", bid=Decimal("1.25000"), ask=Decimal("1.25020"))
+    await sim.wait_for(lambda: (q := client.quote(gbpusd.symbol_id)) and q.bid == Decimal("1.25000"), timeout=5)
+
+
 async def test_events_caused_by_another_session_update_state_but_answer_nothing(
     sim: Simulator, client: CTraderClient, make_client: Any, eurusd: SymbolInfo
 ) -> None:
