@@ -39,6 +39,7 @@ from pipsync_lite.ctrader.model import (
     AccountSnapshot,
     AccountType,
     Deal,
+    Execution,
     ExecutionKind,
     OrderDetails,
     OrderRequest,
@@ -377,11 +378,7 @@ class CTraderClient:
         log.info("cancel_sent", msg_id=exchange.msg_id, order_id=order_id)
         try:
             while True:
-                routed = await exchange.next()
-                raise_if_error(routed)
-                ex = routed.execution
-                if ex is None or ex.order_id != order_id:
-                    continue
+                ex, _ = await self._next_execution_of(exchange, order_id)
                 if ex.kind is ExecutionKind.CANCEL_REJECTED:
                     raise BrokerRejected(ex.error_code or "ORDER_CANCEL_REJECTED", "the cancel was rejected")
                 if ex.kind in (ExecutionKind.CANCELLED, ExecutionKind.EXPIRED):
@@ -437,16 +434,12 @@ class CTraderClient:
         log.info("amend_order_sent", msg_id=exchange.msg_id, order_id=order_id)
         try:
             while True:
-                routed = await exchange.next()
-                raise_if_error(routed)
-                ex = routed.execution
-                if ex is None or ex.order_id != order_id:
-                    continue
+                ex, event = await self._next_execution_of(exchange, order_id)
                 if ex.kind is ExecutionKind.REJECTED:
                     raise BrokerRejected(ex.error_code or "ORDER_REJECTED", "the amend was rejected")
                 if ex.kind is ExecutionKind.REPLACED:
                     order = self._state.orders.get(order_id) or translate.pending_order(
-                        routed.message.order, self._state.digits_of
+                        event.order, self._state.digits_of
                     )
                     log.info("order_amended", order_id=order_id)
                     return order
@@ -522,6 +515,17 @@ class CTraderClient:
         return translate.unrealized_pnl(res)
 
     # --- helpers --------------------------------------------------------------------------
+
+    @staticmethod
+    async def _next_execution_of(exchange: Exchange, order_id: int) -> tuple[Execution, Message]:
+        """The next execution event of ``order_id`` routed to ``exchange`` (translated, and as
+        received); an error reply raises ``BrokerRejected``."""
+        while True:
+            routed = await exchange.next()
+            raise_if_error(routed)
+            ex = routed.execution
+            if ex is not None and ex.order_id == order_id:
+                return ex, routed.message
 
     def _require_symbol(self, symbol_id: int) -> SymbolInfo:
         symbol = self._state.symbols.get(symbol_id)
