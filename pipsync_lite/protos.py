@@ -84,26 +84,112 @@ for _module in (common, messages):
             BY_NAME[_name] = _cls
 
 
+#: message class -> its payloadType, for encoding without a descriptor lookup per message.
+_PAYLOAD_TYPE_OF: dict[type[Message], int] = {cls: t for t, cls in BY_PAYLOAD_TYPE.items()}
+
+
 def payload_type_of(message: Message) -> int:
     """The payloadType constant of a request/response/event message."""
+    known = _PAYLOAD_TYPE_OF.get(type(message))
+    if known is not None:
+        return known
     return int(message.DESCRIPTOR.fields_by_name["payloadType"].default_value)
+
+
+# The envelope, ``ProtoMessage {required uint32 payloadType = 1; optional bytes payload = 2;
+# optional string clientMsgId = 3}``, is written and read by hand: with the pure-Python
+# protobuf runtime ctrader-open-api pins, building and parsing it costs ~4 µs per frame each
+# way, the code below ~1 µs. Same bytes as ``ProtoMessage.SerializeToString`` (fields in number
+# order, payload always present); reading skips unknown fields and keeps the last occurrence
+# of a field, as protobuf does (tests compare both ways).
+
+
+def split(frame: bytes) -> tuple[int, bytes, str]:
+    """One frame body's envelope: (payloadType, payload, clientMsgId); the payload not parsed.
+
+    Raises ``ValueError`` (or ``UnicodeDecodeError``) for a frame protobuf could not parse.
+    """
+    payload_type, payload, client_msg_id = 0, b"", ""
+    pos, end = 0, len(frame)
+    while pos < end:
+        tag, pos = _read_varint(frame, pos)
+        field, wire_type = tag >> 3, tag & 7
+        if field == 0:
+            raise ValueError("field number 0 in a ProtoMessage")
+        if wire_type == 0:
+            value, pos = _read_varint(frame, pos)
+            if field == 1:
+                payload_type = value & 0xFFFFFFFF  # uint32, truncated as protobuf does
+        elif wire_type == 2:
+            length, pos = _read_varint(frame, pos)
+            stop = pos + length
+            if stop > end:
+                raise ValueError("truncated ProtoMessage field")
+            if field == 2:
+                payload = frame[pos:stop]
+            elif field == 3:
+                client_msg_id = frame[pos:stop].decode()
+            pos = stop
+        elif wire_type == 1:
+            pos += 8
+        elif wire_type == 5:
+            pos += 4
+        else:
+            raise ValueError(f"unexpected wire type {wire_type} in a ProtoMessage")
+    if pos > end:
+        raise ValueError("truncated ProtoMessage")
+    return payload_type, payload, client_msg_id
+
+
+def parse_payload(payload_type: int, payload: bytes) -> Message | None:
+    """The message of a known payloadType (None for unknown types)."""
+    cls = BY_PAYLOAD_TYPE.get(payload_type)
+    if cls is None:
+        return None
+    inner = cls()
+    inner.ParseFromString(payload)
+    return inner
 
 
 def decode(envelope: bytes) -> tuple[ProtoMessage, Message | None]:
     """Parse one frame body: the envelope, and its payload (None for unknown types)."""
     outer = ProtoMessage()
     outer.ParseFromString(envelope)
-    cls = BY_PAYLOAD_TYPE.get(outer.payloadType)
-    if cls is None:
-        return outer, None
-    inner = cls()
-    inner.ParseFromString(outer.payload)
-    return outer, inner
+    return outer, parse_payload(outer.payloadType, outer.payload)
 
 
 def encode(message: Message, client_msg_id: str | None = None) -> bytes:
     """Serialize a message into a ProtoMessage envelope (without the length prefix)."""
-    outer = ProtoMessage(payloadType=payload_type_of(message), payload=message.SerializeToString())
+    payload = message.SerializeToString()
+    parts = [b"\x08", _varint(payload_type_of(message)), b"\x12", _varint(len(payload)), payload]
     if client_msg_id:
-        outer.clientMsgId = client_msg_id
-    return outer.SerializeToString()
+        raw = client_msg_id.encode()
+        parts += (b"\x1a", _varint(len(raw)), raw)
+    return b"".join(parts)
+
+
+def _varint(value: int) -> bytes:
+    if value < 0x80:
+        return bytes((value,))
+    out = bytearray()
+    while value >= 0x80:
+        out.append((value & 0x7F) | 0x80)
+        value >>= 7
+    out.append(value)
+    return bytes(out)
+
+
+def _read_varint(data: bytes, pos: int) -> tuple[int, int]:
+    byte = data[pos]  # IndexError when truncated
+    if byte < 0x80:
+        return byte, pos + 1
+    result, shift = byte & 0x7F, 7
+    while True:
+        pos += 1
+        byte = data[pos]
+        result |= (byte & 0x7F) << shift
+        if byte < 0x80:
+            return result, pos + 1
+        shift += 7
+        if shift >= 70:
+            raise ValueError("varint longer than 10 bytes")

@@ -5,9 +5,11 @@ thread pool, see :mod:`bridge`), connects with ``optionsForClientTLS(host, trust
 certificate chain AND the host name are verified, and waits for the TLS handshake.
 
 Each request gets an :class:`Exchange`: its own clientMsgId, the messages routed to it, and the
-rules for what a missing answer means. When the connection drops, an exchange whose frame was
-written fails with ``BrokerTimeout`` (the server may have acted: outcome unknown), one whose frame
-was still waiting for the rate limit fails with ``BrokerUnavailable`` (nothing was sent).
+rules for what a missing answer means. Its ``request_timeout`` counts from when its frame was
+written, not from when it joined the pacer's queue. When the connection drops, an exchange whose
+frame was written fails with ``BrokerTimeout`` (the server may have acted: outcome unknown), one
+whose frame was still waiting for the rate limit fails with ``BrokerUnavailable`` (nothing was
+sent); a caller cancelled while its frame waits takes the frame off the queue.
 """
 
 from __future__ import annotations
@@ -15,16 +17,18 @@ from __future__ import annotations
 import asyncio
 import re
 import socket
+from collections import deque
 from collections.abc import Callable
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
 import structlog
 from google.protobuf.message import Message
-from twisted.internet.endpoints import TCP4ClientEndpoint, TCP6ClientEndpoint, wrapClientTLS
+from twisted.internet.endpoints import TCP4ClientEndpoint, TCP6ClientEndpoint
 from twisted.internet.protocol import Factory
 from twisted.internet.ssl import Certificate, optionsForClientTLS, platformTrust, trustRootFromCertificates
+from twisted.protocols.tls import TLSMemoryBIOFactory, TLSMemoryBIOProtocol
 
 from pipsync_lite import protos
 from pipsync_lite.ctrader import bridge
@@ -67,53 +71,118 @@ class Routed:
 
 
 class _Lost:
+    __slots__ = ("reason",)
+
     def __init__(self, reason: str) -> None:
         self.reason = reason
 
 
-@dataclass(eq=False)
 class Exchange:
-    """A request sent with our clientMsgId, and the answers routed to it."""
+    """A request sent with our clientMsgId, and the answers routed to it.
 
-    msg_id: str
-    name: str  # the request's message name, for logs and errors
-    outbound: Outbound | None = None
-    sent: bool = False
-    #: ids learned from the answers (e.g. the orderId of ORDER_ACCEPTED), so events that do
-    #: not echo our clientMsgId still reach the request that caused them
-    order_ids: set[int] = field(default_factory=set)
-    position_ids: set[int] = field(default_factory=set)
-    _queue: asyncio.Queue[Routed | _Lost] = field(default_factory=asyncio.Queue)
+    Its deadline starts when its frame leaves the pacer (``timeout`` after ``sent_at``): a
+    request that waited its turn in a paced burst has its full time for the answer.
+    """
+
+    __slots__ = ("_items", "_loop", "_waiter", "msg_id", "name", "order_ids", "outbound", "position_ids",
+                 "sent_at", "timeout")
+
+    def __init__(self, msg_id: str, name: str, timeout: float, loop: asyncio.AbstractEventLoop) -> None:
+        self.msg_id = msg_id
+        self.name = name  # the request's message name, for logs and errors
+        self.timeout = timeout
+        self.outbound: Outbound | None = None
+        self.sent_at: float | None = None  # loop time the frame was written
+        #: ids learned from the answers (e.g. the orderId of ORDER_ACCEPTED), so events that do
+        #: not echo our clientMsgId still reach the request that caused them
+        self.order_ids: set[int] = set()
+        self.position_ids: set[int] = set()
+        self._items: deque[Routed | _Lost] = deque()
+        self._waiter: asyncio.Future[bool] | None = None
+        self._loop = loop
+
+    @property
+    def sent(self) -> bool:
+        return self.sent_at is not None
+
+    @property
+    def deadline(self) -> float | None:
+        """The loop time the answer is due by; None while the frame waits for the pacer."""
+        return None if self.sent_at is None else self.sent_at + self.timeout
+
+    def mark_sent(self) -> None:
+        self.sent_at = self._loop.time()
+        self._wake()
 
     def deliver(self, routed: Routed) -> None:
-        self._queue.put_nowait(routed)
+        self._items.append(routed)
+        self._wake()
 
     def lose(self, reason: str) -> None:
-        self._queue.put_nowait(_Lost(reason))
+        self._items.append(_Lost(reason))
+        self._wake()
 
     def matches(self, order_id: int | None, position_id: int | None) -> bool:
         return (order_id is not None and order_id in self.order_ids) or (
             position_id is not None and position_id in self.position_ids
         )
 
-    async def next(self, deadline: float) -> Routed:
-        """The next routed message; raises when the deadline passes or the connection drops."""
-        loop = asyncio.get_running_loop()
-        try:
-            item = await asyncio.wait_for(self._queue.get(), max(0.0, deadline - loop.time()))
-        except TimeoutError:
-            if not self.sent:
-                if self.outbound is not None:
-                    self.outbound.cancelled = True
-                raise BrokerUnavailable(f"{self.name} was not sent in time (rate limit)") from None
-            raise BrokerTimeout(f"no answer to {self.name} in time: outcome unknown") from None
-        if isinstance(item, _Lost):
-            if self.sent:
+    async def next(self, deadline: float | None = None) -> Routed:
+        """The next routed message; raises when the deadline passes or the connection drops.
+
+        ``deadline`` (loop time) defaults to ``timeout`` after the frame left the pacer, and
+        until then the wait has no end but the connection's. An explicit deadline also bounds
+        the wait for the pacer: a frame still waiting then is never sent (BrokerUnavailable).
+        """
+        items = self._items
+        while not items:
+            if deadline is None and self.sent_at is None:
+                await self._wait(None)
+                continue
+            due = deadline if deadline is not None else self.sent_at + self.timeout  # type: ignore[operator]
+            remaining = due - self._loop.time()
+            if (remaining <= 0 or not await self._wait(remaining)) and not items:
+                if self.sent_at is None:
+                    self._unsend()
+                    raise BrokerUnavailable(f"{self.name} was not sent in time (rate limit)")
+                raise BrokerTimeout(f"no answer to {self.name} in time: outcome unknown")
+        item = items[0]
+        if isinstance(item, _Lost):  # stays: every later call raises too
+            if self.sent_at is not None:
                 raise BrokerTimeout(
                     f"connection lost before the answer to {self.name} ({item.reason}): outcome unknown"
                 )
             raise BrokerUnavailable(f"connection lost before {self.name} was sent ({item.reason})")
-        return item
+        return items.popleft()  # type: ignore[return-value]
+
+    async def _wait(self, timeout: float | None) -> bool:
+        """True once something happens (a message, the send, the loss), False after ``timeout``."""
+        waiter: asyncio.Future[bool] = self._loop.create_future()
+        self._waiter = waiter
+        timer = None if timeout is None else self._loop.call_later(timeout, _expire, waiter)
+        try:
+            return await waiter
+        except asyncio.CancelledError:
+            self._unsend()  # the caller gave up: a frame still waiting for the pacer never leaves
+            raise
+        finally:
+            self._waiter = None
+            if timer is not None:
+                timer.cancel()
+
+    def _wake(self) -> None:
+        waiter = self._waiter
+        if waiter is not None and not waiter.done():
+            waiter.set_result(True)
+
+    def _unsend(self) -> None:
+        if self.sent_at is None and self.outbound is not None:
+            self.outbound.cancelled = True
+
+
+def _expire(waiter: asyncio.Future[bool]) -> None:
+    if not waiter.done():
+        waiter.set_result(False)
 
 
 MessageHandler = Callable[["Connection", str, int, Message], None]
@@ -132,6 +201,8 @@ class Connection:
         next_msg_id: Callable[[], str],
         clock: Callable[[], float],
         pacer: Pacer,
+        request_timeout: float = 10.0,
+        event_types: frozenset[int] | None = None,
     ) -> None:
         self.host = host
         self.port = port
@@ -140,6 +211,10 @@ class Connection:
         self._next_msg_id = next_msg_id
         self._clock = clock
         self._pacer = pacer
+        self.request_timeout = request_timeout
+        #: payload types parsed whatever their clientMsgId (None: all); any other message is
+        #: parsed only when it answers one of our exchanges, else dropped unparsed
+        self._event_types = event_types
         self._loop = asyncio.get_running_loop()
         self.protocol: OpenApiProtocol | None = None
         self.exchanges: dict[str, Exchange] = {}
@@ -164,9 +239,9 @@ class Connection:
         errors = []
         for family, address in addresses:
             endpoint_type = TCP6ClientEndpoint if family == socket.AF_INET6 else TCP4ClientEndpoint
-            endpoint = wrapClientTLS(options, endpoint_type(reactor, address, self.port, timeout=timeout))
+            endpoint = endpoint_type(reactor, address, self.port, timeout=timeout)
             try:
-                await asyncio.wait_for(bridge.as_future(endpoint.connect(_Factory(self))), timeout)
+                await asyncio.wait_for(bridge.as_future(endpoint.connect(_TLSFactory(options, self))), timeout)
                 break
             except Exception as exc:  # TimeoutError, or Twisted's ConnectError family
                 errors.append(f"{address}: {type(exc).__name__}: {exc}".strip())
@@ -198,18 +273,22 @@ class Connection:
     def frame_received(self, frame: bytes) -> None:
         self.last_received = self._clock()
         try:
-            envelope, message = protos.decode(frame)
+            payload_type, payload, msg_id = protos.split(frame)
+            events = self._event_types
+            if events is not None and payload_type not in events and msg_id not in self.exchanges:
+                return  # nobody reads it (a margin update, a late answer): not worth a parse
+            message = protos.parse_payload(payload_type, payload)
         except Exception as exc:  # a corrupt frame: drop the link rather than guess
             log.error("broker_frame_undecodable", error=type(exc).__name__, length=len(frame))
             self.close("undecodable frame", abort=True)
             return
         if message is None:
-            log.debug("broker_message_unknown", payload_type=envelope.payloadType)
+            log.debug("broker_message_unknown", payload_type=payload_type)
             return
         try:
-            self._on_message(self, envelope.clientMsgId, envelope.payloadType, message)
+            self._on_message(self, msg_id, payload_type, message)
         except Exception:
-            log.exception("broker_message_handling_failed", payload_type=envelope.payloadType)
+            log.exception("broker_message_handling_failed", payload_type=payload_type)
 
     def connection_lost(self, reason: str) -> None:
         reason = self._close_reason or reason
@@ -228,24 +307,23 @@ class Connection:
     def is_open(self) -> bool:
         return self.protocol is not None and self.protocol.connected and not self.closed.done()
 
-    def request(self, message: Message) -> Exchange:
-        """Register an exchange for ``message`` and send it (now, or when the pacer allows)."""
+    def request(self, message: Message, timeout: float | None = None) -> Exchange:
+        """Register an exchange for ``message`` and send it (now, or when the pacer allows).
+
+        ``timeout`` (default ``request_timeout``) counts from when the frame is written.
+        """
         name = type(message).__name__
         if not self.is_open:
             raise BrokerUnavailable(f"not connected: {name} not sent")
-        exchange = Exchange(self._next_msg_id(), name)
+        exchange = Exchange(self._next_msg_id(), name, timeout or self.request_timeout, self._loop)
         self.exchanges[exchange.msg_id] = exchange
-
-        def on_sent() -> None:
-            exchange.sent = True
-
         assert self.protocol is not None
         payload_type = protos.payload_type_of(message)
         exchange.outbound = self.protocol.send(
             protos.encode(message, exchange.msg_id),
             historical=payload_type in HISTORICAL_PAYLOAD_TYPES,
             urgent=payload_type in TRADING_PAYLOAD_TYPES,
-            on_sent=on_sent,
+            on_sent=exchange.mark_sent,
         )
         return exchange
 
@@ -278,4 +356,15 @@ class _Factory(Factory):
 
     def buildProtocol(self, addr: object) -> OpenApiProtocol:
         return self.connection.build_protocol()
+
+
+class _TLSFactory(TLSMemoryBIOFactory):
+    """``wrapClientTLS`` without write aggregation: Twisted's default TLS transport
+    (``BufferingTLSTransport``) holds every write until the loop's next iteration; the
+    protocol batches its own writes (see :mod:`protocol`)."""
+
+    protocol = TLSMemoryBIOProtocol
+
+    def __init__(self, options: Any, connection: Connection) -> None:
+        super().__init__(options, True, _Factory(connection))
 

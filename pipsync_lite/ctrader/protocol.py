@@ -21,16 +21,29 @@ Pacing (per connection, :class:`Pacer`):
 The margin (25 ms by default) absorbs jitter between our send times and the server's arrival
 times: 50 frames spread over 1.025 s at our end cannot land within 1 s at the server unless the
 network delays the first and not the 51st by more than 25 ms.
+
+Writing: "sent" means handed to the socket, at once. Twisted would hold a write twice until the
+loop's next iterations (its TLS transport aggregates small writes behind a ``callLater(0)``,
+and its TCP transport only buffers and waits for the socket to be reported writable), ~0.3 ms
+per order. So the connection uses the unbuffered ``TLSMemoryBIOProtocol`` (see
+:mod:`connection`), the frames of one send or one pacer flush go to TLS as one write, and then
+:meth:`OpenApiProtocol._push` does what the reactor would do when the socket is writable: the
+TCP transport's own ``doWrite`` (a partial write or EAGAIN keeps the rest in Twisted's buffer,
+still watched by the reactor; nothing is written twice) and, when that reports the connection
+lost, the reactor's own disconnect handling. Not while a received frame is being handled: the
+reactor flushes those writes on its next iteration, as before.
 """
 
 from __future__ import annotations
 
+import struct
 from collections import deque
 from collections.abc import Callable
 from dataclasses import dataclass
 from typing import Protocol as TypingProtocol
 
 import structlog
+from twisted.internet.abstract import FileDescriptor
 from twisted.internet.interfaces import IDelayedCall, IHandshakeListener, IReactorTime
 from twisted.protocols.basic import Int32StringReceiver
 from twisted.python.failure import Failure
@@ -64,6 +77,7 @@ TRADING_PAYLOAD_TYPES = frozenset(
 )
 
 HEARTBEAT_FRAME = protos.encode(protos.common.ProtoHeartbeatEvent())
+_LENGTH = struct.Struct(">I")  # Int32StringReceiver's prefix
 
 
 class RateWindow:
@@ -157,17 +171,28 @@ class OpenApiProtocol(Int32StringReceiver):
         self._queue: deque[Outbound] = deque()
         self._historical_queue: deque[Outbound] = deque()
         self._timer: IDelayedCall | None = None
+        self._socket: FileDescriptor | None = None  # the TCP transport under TLS, to push
+        self._receiving = False
 
     # --- Twisted callbacks ----------------------------------------------------------------
 
     def connectionMade(self) -> None:
         self.connected = True
         self.last_sent = self.now()
+        below = getattr(self.transport, "transport", None)
+        self._socket = below if isinstance(below, FileDescriptor) else None
         self.listener.connection_made(self)
         self._schedule()  # anything queued before the connection existed
 
     def handshakeCompleted(self) -> None:
         self.listener.handshake_completed()
+
+    def dataReceived(self, data: bytes) -> None:
+        self._receiving = True
+        try:
+            super().dataReceived(data)
+        finally:
+            self._receiving = False
 
     def stringReceived(self, string: bytes) -> None:
         self.listener.frame_received(string)
@@ -224,7 +249,8 @@ class OpenApiProtocol(Int32StringReceiver):
             queue.append(item)
             self._schedule()
             return item
-        self._write(item, now)
+        self.pacer.record(now, historical)
+        self._write([item], now)
         return item
 
     def send_heartbeat(self) -> None:
@@ -239,13 +265,34 @@ class OpenApiProtocol(Int32StringReceiver):
         else:
             self.transport.loseConnection()
 
-    def _write(self, item: Outbound, now: float) -> None:
-        self.pacer.record(now, item.historical)
+    def _write(self, items: list[Outbound], now: float) -> None:
+        """Frames the pacer let through (and recorded): one TLS write, reported sent, pushed."""
+        chunks = []
+        for item in items:
+            chunks.append(_LENGTH.pack(len(item.frame)))
+            chunks.append(item.frame)
         self.last_sent = now
-        self.frames_sent += 1
-        self.sendString(item.frame)
-        if item.on_sent is not None:
-            item.on_sent()
+        self.frames_sent += len(items)
+        assert self.transport is not None
+        self.transport.write(b"".join(chunks))
+        for item in items:  # before the push: a link lost in it makes them "sent, unanswered"
+            if item.on_sent is not None:
+                item.on_sent()
+        self._push()
+
+    def _push(self) -> None:
+        """Hand what TLS wrote to the socket now, as the reactor does when it is writable."""
+        sock = self._socket
+        if sock is None or self._receiving or not sock.connected or sock.fileno() == -1:
+            return
+        # AsyncioSelectorReactor._readOrWrite(sock, read=False), minus the wait for the loop
+        try:
+            why = sock.doWrite()
+        except Exception as exc:  # as the reactor: a failed write ends the connection
+            log.exception("broker_socket_write_failed")
+            why = exc
+        if why:
+            sock.reactor._disconnectSelectable(sock, why, False)
 
     def _schedule(self) -> None:
         if self._timer is not None and self._timer.active():
@@ -267,6 +314,7 @@ class OpenApiProtocol(Int32StringReceiver):
             return
         now = self.now()
         # Trading frames first, then the rest; historical ones take what room is left.
+        due: list[Outbound] = []
         for queue, historical in (
             (self._urgent_queue, False),
             (self._queue, False),
@@ -275,7 +323,10 @@ class OpenApiProtocol(Int32StringReceiver):
             while queue and (queue[0].cancelled or self.pacer.wait_time(now, historical) <= 0):
                 item = queue.popleft()
                 if not item.cancelled:
-                    self._write(item, now)
+                    self.pacer.record(now, historical)
+                    due.append(item)
+        if due:
+            self._write(due, now)
         self._schedule()
 
 

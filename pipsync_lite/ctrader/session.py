@@ -53,6 +53,20 @@ AUTH_ERRORS = TOKEN_ERRORS | {
 }
 ALREADY_AUTHORIZED = frozenset({"ALREADY_LOGGED_IN", "CH_CLIENT_ALREADY_AUTHENTICATED"})
 ERROR_TYPES = (P.ProtoOAErrorRes, P.ProtoOAOrderErrorEvent, protos.common.ProtoErrorRes)
+#: What ``_on_message`` acts on whatever its clientMsgId. Any other message is parsed only when
+#: it answers a request of ours: a margin or trader update nobody reads costs no protobuf parse.
+EVENT_TYPES = frozenset(
+    protos.payload_type_of(cls())
+    for cls in (
+        *ERROR_TYPES,
+        P.ProtoOASpotEvent,
+        P.ProtoOAExecutionEvent,
+        P.ProtoOATrailingSLChangedEvent,
+        P.ProtoOAClientDisconnectEvent,
+        P.ProtoOAAccountDisconnectEvent,
+        P.ProtoOAAccountsTokenInvalidatedEvent,
+    )
+)
 SYMBOL_CHUNK = 500  # SymbolByIdReq ids per request: keeps each answer far below the frame limit
 
 
@@ -208,6 +222,8 @@ class Session:
             next_msg_id=self._next_msg_id,
             clock=s.clock,
             pacer=Pacer(s.requests_per_second, s.historical_per_second),
+            request_timeout=s.request_timeout,
+            event_types=EVENT_TYPES,
         )
         return self.conn
 
@@ -345,12 +361,13 @@ class Session:
     # --- requests -------------------------------------------------------------------------
 
     async def call(self, conn: Connection, message: Message, answer: type[R], timeout: float | None = None) -> R:
-        """Send ``message`` and return its answer of type ``answer``; error replies raise."""
-        exchange = conn.request(message)
-        deadline = asyncio.get_running_loop().time() + (timeout or self.settings.request_timeout)
+        """Send ``message`` and return its answer of type ``answer``; error replies raise.
+
+        ``timeout`` (default ``request_timeout``) counts from when the frame leaves the pacer."""
+        exchange = conn.request(message, timeout)
         try:
             while True:
-                routed = await exchange.next(deadline)
+                routed = await exchange.next()
                 raise_if_error(routed)
                 if isinstance(routed.message, answer):
                     return routed.message
@@ -487,7 +504,7 @@ class Session:
             if message.ctidTraderAccountId != account_id:
                 return
             execution = self.state.apply_execution(message)
-            self._follow_symbols(conn)
+            self._follow_symbols(conn, message)
         elif isinstance(message, P.ProtoOATrailingSLChangedEvent):
             self.state.apply_trailing_stop(message)
         elif isinstance(message, ERROR_TYPES) and message.errorCode in TOKEN_ERRORS and self.ready:
@@ -527,10 +544,20 @@ class Session:
             if candidate.matches(order_id, position_id):
                 candidate.deliver(routed)
 
-    def _follow_symbols(self, conn: Connection) -> None:
-        """Quotes for every symbol with a position or order, also ones opened elsewhere."""
-        missing = self.state.symbol_ids_in_use() - self._subscribed
-        if missing and self.ready:
+    def _follow_symbols(self, conn: Connection, event: Message) -> None:
+        """Quotes for every symbol with a position or order, also ones opened elsewhere.
+
+        Only an event's own order or position can put a symbol in use: when their symbols are
+        subscribed already, nothing is scanned (all positions and orders, per event, before).
+        """
+        if not self.ready:
+            return
+        subscribed = self._subscribed
+        touched = [getattr(event, name).tradeData.symbolId for name in ("order", "position") if event.HasField(name)]
+        if all(symbol_id in subscribed for symbol_id in touched):
+            return
+        missing = self.state.symbol_ids_in_use() - subscribed
+        if missing:
             self._spawn(self.subscribe_spots(conn, missing))
 
     # --- subscribers ----------------------------------------------------------------------

@@ -115,7 +115,14 @@ def price_to_spot(price: Decimal | int | str) -> int:
 def round_price(price: Decimal | int | str, digits: int) -> Decimal:
     """``price`` rounded (half-even) to ``digits`` decimal places."""
     value = _decimal(price, "price")
-    return value.quantize(Decimal(1).scaleb(-digits), rounding=ROUND_HALF_EVEN)
+    return value.quantize(_quantum(digits), rounding=ROUND_HALF_EVEN)
+
+
+_QUANTA = {digits: Decimal(1).scaleb(-digits) for digits in range(11)}
+
+
+def _quantum(digits: int) -> Decimal:
+    return _QUANTA.get(digits) or Decimal(1).scaleb(-digits)
 
 
 def price_to_wire(price: Decimal | int | str, digits: int) -> float:
@@ -129,7 +136,10 @@ def price_to_wire(price: Decimal | int | str, digits: int) -> float:
 
 def price_from_wire(value: float, digits: int) -> Decimal:
     """A double price from the wire as a Decimal with ``digits`` places (1.1 → 1.10000)."""
-    return round_price(Decimal(repr(float(value))), digits)
+    exact = Decimal(repr(float(value)))  # on every price of every event: round_price's checks inlined
+    if not exact.is_finite():
+        raise ValueError(f"price {value!r} is not a finite number")
+    return exact.quantize(_quantum(digits), rounding=ROUND_HALF_EVEN)
 
 
 def pips_to_distance(pips: Decimal | int | str, symbol: SymbolInfo) -> Decimal:

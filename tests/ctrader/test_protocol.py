@@ -1,16 +1,26 @@
-"""The wire protocol: framing, immediate sends, and the sliding-window pacing (on a fake clock)."""
+"""The wire protocol: framing, immediate sends, and the sliding-window pacing (on a fake clock);
+and over real TLS, that a frame is on the socket when ``send`` returns."""
 
 from __future__ import annotations
 
+import asyncio
+import socket
+import ssl
 import struct
+import time
+from collections.abc import AsyncIterator
+from pathlib import Path
 
 import pytest
-
+import pytest_asyncio
 from twisted.internet.task import Clock
 from twisted.internet.testing import StringTransport
 
 from pipsync_lite import protos
+from pipsync_lite.ctrader.connection import Connection
 from pipsync_lite.ctrader.protocol import HISTORICAL_PAYLOAD_TYPES, OpenApiProtocol, Pacer, RateWindow
+from pipsync_lite.errors import BrokerTimeout
+from pipsync_lite.simulator import tls as sim_tls
 
 
 class Recorder:
@@ -103,11 +113,11 @@ def test_queued_frames_keep_their_order_behind_newer_sends() -> None:
 def test_no_window_ever_holds_more_than_the_limit_and_the_rate_stays_near_it() -> None:
     protocol, transport, clock, _ = connected()
     times: list[float] = []
-    protocol.sendString = lambda data: times.append(clock.seconds())  # type: ignore[method-assign]
-    for i in range(200):
-        protocol.send(b"x")
+    for _ in range(200):
+        protocol.send(b"x", on_sent=lambda: times.append(clock.seconds()))
     while protocol.queued:
         clock.advance(0.001)
+    assert len(frames(transport.value())) == len(times) == 200
     for i, t in enumerate(times):
         in_window = [u for u in times[i:] if u < t + 1.0]
         assert len(in_window) <= 50
@@ -184,3 +194,61 @@ def test_rate_window_edges() -> None:
     window.record(0.5)
     assert window.wait_time(0.9) == pytest.approx(0.1)
     assert window.wait_time(1.0) == 0  # the first send left the window
+
+
+# --- over real TLS: the frame is handed to the socket before send() returns ------------------
+
+
+@pytest_asyncio.fixture
+async def tls_pair(tmp_path: Path) -> AsyncIterator[tuple[Connection, ssl.SSLSocket]]:
+    """Our Connection, and the blocking server end of it (accepted and handshaken in a thread)."""
+    files = sim_tls.generate(tmp_path / "tls")
+    listener = socket.create_server(("127.0.0.1", 0))
+    listener.settimeout(10)
+    context = sim_tls.server_context(files)
+
+    def accept() -> ssl.SSLSocket:
+        raw, _ = listener.accept()
+        return context.wrap_socket(raw, server_side=True)
+
+    accepted = asyncio.get_running_loop().run_in_executor(None, accept)
+    conn = Connection(host="127.0.0.1", port=listener.getsockname()[1], ca_file=files.ca_file,
+                      on_message=lambda *_: None, next_msg_id=lambda: "t-1", clock=time.monotonic,
+                      pacer=Pacer())
+    await conn.open(10)
+    server = await accepted
+    server.settimeout(5)
+    try:
+        yield conn, server
+    finally:
+        conn.close("test over", abort=True)
+        server.close()
+        listener.close()
+
+
+async def test_a_request_is_on_the_socket_before_the_loop_runs_again(
+    tls_pair: tuple[Connection, ssl.SSLSocket],
+) -> None:
+    """No await between the request and the server's blocking read: the loop cannot run, so
+    only a write made inside ``request()`` can be read (Twisted alone would still hold it)."""
+    conn, server = tls_pair
+    exchange = conn.request(protos.messages.ProtoOAVersionReq())
+    data = server.recv(1 << 16)  # blocks this thread, loop included (times out if nothing came)
+    assert exchange.sent
+    [frame] = frames(data)
+    envelope, message = protos.decode(frame)
+    assert envelope.clientMsgId == "t-1" and type(message).__name__ == "ProtoOAVersionReq"
+
+
+async def test_a_write_into_a_reset_link_ends_the_connection_at_once_as_outcome_unknown(
+    tls_pair: tuple[Connection, ssl.SSLSocket],
+) -> None:
+    """The write fails inside ``request()``: handled as the reactor would (the connection is
+    lost, the written request's outcome unknown), nothing raised to the sender."""
+    conn, server = tls_pair
+    server.setsockopt(socket.SOL_SOCKET, socket.SO_LINGER, struct.pack("ii", 1, 0))
+    server.close()  # RST: the client's next send fails
+    exchange = conn.request(protos.messages.ProtoOAVersionReq())
+    assert conn.closed.done() and not conn.is_open
+    with pytest.raises(BrokerTimeout, match="outcome unknown"):
+        await exchange.next()

@@ -224,6 +224,68 @@ async def test_requests_still_waiting_for_the_rate_limit_fail_as_never_sent(
     assert all(isinstance(r, BrokerTimeout | BrokerUnavailable) or hasattr(r, "positions") for r in results)
 
 
+async def test_a_paced_burst_of_orders_gets_its_timeout_after_leaving_the_pacer(
+    sim: Simulator, make_client: Any
+) -> None:
+    """The last orders of a burst wait ~2 s for the pacer, twice their request_timeout: each
+    one's timeout runs from when its frame left, so every one is answered.
+
+    The client paces at 25/s here: the in-process simulator checks the API's 50/s when it has
+    processed a request, and its own backlog under load must not be what the test measures.
+    """
+    client = await make_client(request_timeout=1.0, requests_per_second=25)
+    assert await client.wait_ready(10)
+    symbol = client.symbol("EURUSD")
+    assert symbol is not None
+    since = len(sim.requests)
+    burst = 60  # 25 at once, 25 after 1.025 s, 10 after 2.05 s
+    results = await asyncio.gather(
+        *(client.place_order(OrderRequest(symbol_id=symbol.symbol_id, side=Side.BUY, volume=100_000))
+          for _ in range(burst)),
+        return_exceptions=True,
+    )
+    assert [r for r in results if isinstance(r, BaseException)] == []
+    assert all(r.status == "filled" for r in results)  # type: ignore[union-attr]
+    arrivals = sorted(r.monotonic for r in sim.requests[since:] if r.name == "ProtoOANewOrderReq")
+    assert len(arrivals) == burst
+    assert arrivals[-1] - arrivals[0] > 1.5 * 1.0  # the pacer held the last ones past their timeout
+    for i, start in enumerate(arrivals):
+        assert sum(1 for t in arrivals[i:] if t < start + 1.0) <= 50
+    assert not [r for r in sim.requests[since:] if r.name == "ProtoOAErrorRes"]
+
+
+async def test_an_order_given_up_while_it_waits_for_the_pacer_is_never_sent(
+    sim: Simulator, client: CTraderClient, eurusd: SymbolInfo
+) -> None:
+    # the session's setup requests have left the pacer's window: 50 orders go at once, the 51st waits
+    await sim.wait_for(lambda: time.monotonic() - sim.requests[-1].monotonic > 1.1, timeout=5)
+    since = len(sim.requests_named("ProtoOANewOrderReq"))
+    orders = [
+        asyncio.create_task(client.place_order(OrderRequest(symbol_id=eurusd.symbol_id, side=Side.BUY,
+                                                            volume=100_000)))
+        for _ in range(51)
+    ]
+    await sim.wait_for(lambda: len(sim.requests_named("ProtoOANewOrderReq")) - since >= 50, timeout=5)
+    for order in orders:
+        order.cancel()  # the 50 sent stay sent; the 51st, still queued, must stay off the wire
+    await asyncio.gather(*orders, return_exceptions=True)
+    await client.reconcile()  # queued behind it: answered only after the window has room again
+    assert len(sim.requests_named("ProtoOANewOrderReq")) - since == 50
+
+
+async def test_a_symbol_traded_by_another_session_gets_its_quotes_followed(
+    sim: Simulator, client: CTraderClient, make_client: Any
+) -> None:
+    other = await make_client()
+    assert await other.wait_ready(10)
+    gbpusd = client.symbol("GBPUSD")
+    assert gbpusd is not None and client.quote(gbpusd.symbol_id) is None
+    await other.place_order(OrderRequest(symbol_id=gbpusd.symbol_id, side=Side.BUY, volume=100_000))
+    await sim.wait_for(lambda: client.quote(gbpusd.symbol_id), timeout=5, what="GBPUSD quotes")
+    sim.set_price("GBPUSD", bid=Decimal("1.25000"), ask=Decimal("1.25020"))
+    await sim.wait_for(lambda: (q := client.quote(gbpusd.symbol_id)) and q.bid == Decimal("1.25000"), timeout=5)
+
+
 async def test_events_caused_by_another_session_update_state_but_answer_nothing(
     sim: Simulator, client: CTraderClient, make_client: Any, eurusd: SymbolInfo
 ) -> None:
