@@ -85,12 +85,17 @@ class Exchange:
     """
 
     __slots__ = ("_items", "_loop", "_waiter", "msg_id", "name", "order_ids", "outbound", "position_ids",
-                 "sent_at", "timeout")
+                 "queue_until", "queue_wait", "sent_at", "timeout")
 
-    def __init__(self, msg_id: str, name: str, timeout: float, loop: asyncio.AbstractEventLoop) -> None:
+    def __init__(
+        self, msg_id: str, name: str, timeout: float, loop: asyncio.AbstractEventLoop, queue_wait: float | None = None
+    ) -> None:
         self.msg_id = msg_id
         self.name = name  # the request's message name, for logs and errors
         self.timeout = timeout
+        #: loop time after which a frame still waiting for the pacer is not sent at all
+        self.queue_wait = timeout if queue_wait is None else queue_wait
+        self.queue_until = loop.time() + self.queue_wait
         self.outbound: Outbound | None = None
         self.sent_at: float | None = None  # loop time the frame was written
         #: ids learned from the answers (e.g. the orderId of ORDER_ACCEPTED), so events that do
@@ -136,9 +141,15 @@ class Exchange:
         """
         items = self._items
         while not items:
-            if deadline is None and self.sent_at is None:
-                await self._wait(None)
-                continue
+            if deadline is None and self.sent_at is None:  # waiting for the pacer, not for ever
+                remaining = self.queue_until - self._loop.time()
+                if (remaining > 0 and await self._wait(remaining)) or items or self.sent_at is not None:
+                    continue
+                self._unsend()
+                raise BrokerUnavailable(
+                    f"{self.name} was not sent: still waiting for its turn under the API's rate limit "
+                    f"after {self.queue_wait:g} s (too many requests ahead of it)"
+                )
             due = deadline if deadline is not None else self.sent_at + self.timeout  # type: ignore[operator]
             remaining = due - self._loop.time()
             if (remaining <= 0 or not await self._wait(remaining)) and not items:
@@ -202,6 +213,7 @@ class Connection:
         clock: Callable[[], float],
         pacer: Pacer,
         request_timeout: float = 10.0,
+        max_queue_wait: float | None = None,
         event_types: frozenset[int] | None = None,
     ) -> None:
         self.host = host
@@ -212,6 +224,7 @@ class Connection:
         self._clock = clock
         self._pacer = pacer
         self.request_timeout = request_timeout
+        self.max_queue_wait = max_queue_wait
         #: payload types parsed whatever their clientMsgId (None: all); any other message is
         #: parsed only when it answers one of our exchanges, else dropped unparsed
         self._event_types = event_types
@@ -315,7 +328,9 @@ class Connection:
         name = type(message).__name__
         if not self.is_open:
             raise BrokerUnavailable(f"not connected: {name} not sent")
-        exchange = Exchange(self._next_msg_id(), name, timeout or self.request_timeout, self._loop)
+        timeout = timeout or self.request_timeout
+        queue_wait = self.max_queue_wait if self.max_queue_wait is not None else timeout
+        exchange = Exchange(self._next_msg_id(), name, timeout, self._loop, queue_wait)
         self.exchanges[exchange.msg_id] = exchange
         assert self.protocol is not None
         payload_type = protos.payload_type_of(message)

@@ -223,6 +223,7 @@ class Session:
             clock=s.clock,
             pacer=Pacer(s.requests_per_second, s.historical_per_second),
             request_timeout=s.request_timeout,
+            max_queue_wait=s.max_queue_wait,
             event_types=EVENT_TYPES,
         )
         return self.conn

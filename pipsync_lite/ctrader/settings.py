@@ -37,6 +37,9 @@ class ClientSettings:
     access_token_expires_at: float | None = None  # epoch seconds, when known
     refresh_ahead: float = 86_400.0  # refresh this long before expiry (contract: a day)
     request_timeout: float = 10.0  # for the answer, from when the frame leaves the pacer
+    #: the longest a request waits for its turn under the rate limit; past it, it is not sent at
+    #: all (BrokerUnavailable: nothing executed) rather than sent stale. None: request_timeout
+    max_queue_wait: float | None = None
     connect_timeout: float = 10.0
     heartbeat_interval: float = 9.0  # the FAQ asks for one at least every 10 s
     silence_limit: float | None = None  # default 3 × heartbeat_interval

@@ -233,7 +233,7 @@ async def test_a_paced_burst_of_orders_gets_its_timeout_after_leaving_the_pacer(
     The client paces at 25/s here: the in-process simulator checks the API's 50/s when it has
     processed a request, and its own backlog under load must not be what the test measures.
     """
-    client = await make_client(request_timeout=1.0, requests_per_second=25)
+    client = await make_client(request_timeout=1.0, max_queue_wait=5.0, requests_per_second=25)
     assert await client.wait_ready(10)
     symbol = client.symbol("EURUSD")
     assert symbol is not None
@@ -252,6 +252,32 @@ async def test_a_paced_burst_of_orders_gets_its_timeout_after_leaving_the_pacer(
     for i, start in enumerate(arrivals):
         assert sum(1 for t in arrivals[i:] if t < start + 1.0) <= 50
     assert not [r for r in sim.requests[since:] if r.name == "ProtoOAErrorRes"]
+
+
+async def test_an_order_waiting_longer_than_max_queue_wait_for_the_pacer_is_refused_unsent(
+    sim: Simulator, make_client: Any
+) -> None:
+    """Orders that would leave more than max_queue_wait after they were placed are not sent
+    late: they fail as never sent (nothing executed), and the server never sees them."""
+    client = await make_client(request_timeout=5.0, max_queue_wait=0.5, requests_per_second=10)
+    assert await client.wait_ready(10)
+    symbol = client.symbol("EURUSD")
+    assert symbol is not None
+    await sim.wait_for(lambda: time.monotonic() - sim.requests[-1].monotonic > 1.1, timeout=5)
+    since = len(sim.requests_named("ProtoOANewOrderReq"))
+    results = await asyncio.gather(
+        *(client.place_order(OrderRequest(symbol_id=symbol.symbol_id, side=Side.BUY, volume=100_000))
+          for _ in range(15)),
+        return_exceptions=True,
+    )
+    refused = [r for r in results if isinstance(r, BrokerUnavailable)]
+    filled = [r for r in results if not isinstance(r, BaseException) and r.status == "filled"]
+    assert len(filled) == 10 and len(refused) == 5  # 10 in the first window; the rest would leave after 1 s
+    assert all("was not sent" in str(r) for r in refused)
+    # once the window has room again, a request queued behind them leaves: they did not
+    await sim.wait_for(lambda: time.monotonic() - sim.requests[-1].monotonic > 1.1, timeout=5)
+    await client.reconcile()
+    assert len(sim.requests_named("ProtoOANewOrderReq")) - since == 10
 
 
 async def test_an_order_given_up_while_it_waits_for_the_pacer_is_never_sent(
