@@ -31,7 +31,7 @@ import structlog
 from pipsync_lite.amends import plan_breakeven, plan_modify
 from pipsync_lite.approvals import SKIPPED_ON_APPROVAL, Approvals
 from pipsync_lite.config import Config
-from pipsync_lite.ctrader.model import Position, Quote, SymbolInfo
+from pipsync_lite.ctrader.model import AccountSnapshot, Position, Quote, SymbolInfo
 from pipsync_lite.decision import Market, context_json, inflight_of, judge_entry
 from pipsync_lite.dedupe import Dedupe
 from pipsync_lite.errors import BrokerError, BrokerRejected, BrokerTimeout, SignalError
@@ -432,9 +432,18 @@ class Engine:
     ) -> AccountView:
         day = await self.losses.stats(limits, now, equity=needs_equity(limits))
         snapshot = self._broker.snapshot()
+        inflight = self._unanswered(snapshot)
         if only is not None:  # a resumed signal: the positions open at its alert
             snapshot = dataclasses.replace(snapshot, positions=tuple(only(list(snapshot.positions))))
-        return AccountView(snapshot, tuple(self._inflight.values()), day=day, kill=self.kill_switch.state(now))
+        return AccountView(snapshot, inflight, day=day, kill=self.kill_switch.state(now))
+
+    def _unanswered(self, snapshot: AccountSnapshot) -> tuple[Inflight, ...]:
+        """The entries sent whose position or order the broker does not show yet: an entry that
+        filled counts once, as its position, even before its execution has returned."""
+        if not self._inflight:
+            return ()
+        shown = {p.label for p in snapshot.positions} | {o.label for o in snapshot.orders}
+        return tuple(i for sid, i in self._inflight.items() if self._executor.label(sid) not in shown)
 
     def _resolve(self, signal: Signal) -> SymbolInfo | UnknownSymbol | None:
         """The broker's symbol; None when the alert names none (account-wide, or by order_id)."""
