@@ -15,6 +15,13 @@ The guarantees are those of committing each statement on its own:
   still commit (a failed COMMIT fails every statement of the batch);
 - :meth:`Database.atomic` runs several statements all-or-nothing.
 
+Writes nothing waits for (the trade log's record of a fill, a request's settled state, the
+signal's final status) are issued under :func:`lazily`: while alerts are coming (an eager write
+in the last ``BUSY_WINDOW``), a batch of only such writes waits up to ``LAZY_WAIT`` for another
+write to ride along with, so an alert's bookkeeping shares the next alert's fsync instead of
+keeping the disk busy when that alert's row must be written; when all is quiet they go at once. Should
+the process die in that window, they are what recovery rebuilds from the journal and the broker.
+
 The surface is the part of aiosqlite's the project uses: ``execute()`` is awaitable and an
 async context manager, and gives a cursor whose rows (``sqlite3.Row``) were fetched in the
 thread. Reads go through the same queue, so they see every write issued before them.
@@ -26,14 +33,33 @@ import asyncio
 import contextlib
 import sqlite3
 import threading
-from collections.abc import Callable, Generator, Iterable, Sequence
+import time
+from collections.abc import Callable, Generator, Iterable, Iterator, Sequence
+from contextlib import contextmanager
+from contextvars import ContextVar
 from dataclasses import dataclass, field
 from pathlib import Path
-from queue import SimpleQueue
+from queue import Empty, SimpleQueue
 from typing import Any
 
 Params = Sequence[Any] | dict[str, Any]
 Statement = tuple[str, Params]
+
+#: How long a batch of only lazy writes waits for company (seconds).
+LAZY_WAIT = 0.005
+#: Lazy writes wait only this soon after an eager one (alerts are coming in).
+BUSY_WINDOW = 0.05
+_LAZY: ContextVar[bool] = ContextVar("pipsync_lazy_writes", default=False)
+
+
+@contextmanager
+def lazily() -> Iterator[None]:
+    """Writes issued inside (in this task) may wait ``LAZY_WAIT`` to share a commit."""
+    token = _LAZY.set(True)
+    try:
+        yield
+    finally:
+        _LAZY.reset(token)
 
 
 class Cursor:
@@ -90,6 +116,7 @@ class _Op:
     future: asyncio.Future[Any]
     alone: bool = False  # a script: runs outside any batch transaction
     several: bool = False  # atomic(): its statements need a transaction even when alone
+    lazy: bool = False  # may wait LAZY_WAIT for company (see lazily())
     outcome: tuple[bool, Any] = field(default=(False, None))
 
 
@@ -106,6 +133,7 @@ class Database:
         self._queue: SimpleQueue[Any] = SimpleQueue()
         self._thread: threading.Thread | None = None
         self._loop: asyncio.AbstractEventLoop | None = None
+        self._last_eager = 0.0  # monotonic time of the last write that would not wait
         self.batches = 0  # commits made (for benchmarks and tests)
         self.statements = 0
 
@@ -159,7 +187,10 @@ class Database:
         if self._thread is None:
             raise RuntimeError("the database is not open")
         future = asyncio.get_running_loop().create_future()
-        self._queue.put(_Op(run, future, alone, several))
+        lazy = _LAZY.get()
+        if not lazy:
+            self._last_eager = time.monotonic()
+        self._queue.put(_Op(run, future, alone, several, lazy))
         return future
 
     # -- the writer thread ---------------------------------------------------------------------
@@ -177,9 +208,7 @@ class Database:
             return
         loop.call_soon_threadsafe(_succeed, ready, None)
         while True:
-            batch = [self._queue.get()]
-            while not self._queue.empty():
-                batch.append(self._queue.get_nowait())
+            batch = self._next_batch()
             ops: list[_Op] = []
             for item in batch:
                 if isinstance(item, tuple):  # stop: finish what came before it, then close
@@ -197,6 +226,27 @@ class Database:
                 else:
                     ops.append(item)
             self._run_batch(conn, ops)
+
+    def _next_batch(self) -> list[Any]:
+        """Everything queued; a batch of only lazy writes first waits a little for more."""
+        batch = [self._queue.get()]
+        while not self._queue.empty():
+            batch.append(self._queue.get_nowait())
+        now = time.monotonic()
+        if now - self._last_eager > BUSY_WINDOW:
+            return batch  # quiet: nothing is coming to share the commit with
+        until = now + LAZY_WAIT
+        while all(isinstance(item, _Op) and item.lazy for item in batch):
+            remaining = until - time.monotonic()
+            if remaining <= 0:
+                break
+            try:
+                batch.append(self._queue.get(timeout=remaining))
+            except Empty:
+                break
+            while not self._queue.empty():
+                batch.append(self._queue.get_nowait())
+        return batch
 
     def _run_alone(self, conn: sqlite3.Connection, op: _Op) -> None:
         try:

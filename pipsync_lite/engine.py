@@ -32,6 +32,7 @@ from pipsync_lite.amends import plan_breakeven, plan_modify
 from pipsync_lite.approvals import SKIPPED_ON_APPROVAL, Approvals
 from pipsync_lite.config import Config
 from pipsync_lite.ctrader.model import AccountSnapshot, Position, Quote, SymbolInfo
+from pipsync_lite.database import lazily
 from pipsync_lite.decision import Market, context_json, inflight_of, judge_entry
 from pipsync_lite.dedupe import Dedupe
 from pipsync_lite.errors import BrokerError, BrokerRejected, BrokerTimeout, SignalError
@@ -630,7 +631,8 @@ class Engine:
             log.exception("signal_execution_crashed")
             await self._store.set_signal_status(signal_id, "failed", rule="internal_error", reason="internal error")
         else:
-            await self._store.set_signal_status(signal_id, "executed")
+            with lazily():  # nothing waits for it: it may share the next alert's commit
+                await self._store.set_signal_status(signal_id, "executed")
         finally:
             self._inflight.pop(signal_id, None)
             structlog.contextvars.unbind_contextvars("signal_id")

@@ -36,6 +36,7 @@ from pipsync_lite.ctrader.model import (
     PendingOrder,
     Position,
 )
+from pipsync_lite.database import lazily
 from pipsync_lite.errors import BrokerRejected, BrokerTimeout, BrokerUnavailable
 from pipsync_lite.ledger import signal_id_from_label
 from pipsync_lite.plans import ClosePlan, EntryPlan, Plan
@@ -249,7 +250,7 @@ class JournalBroker:
     def _done(self, row: int, **fields: Any) -> None:
         """Record an answered request without holding up its caller: if this write is lost,
         the row stays ``sent`` and the recovery finds the answer at the broker."""
-        task = asyncio.create_task(settle(self._store, row, "done", **fields), name="journal-settle")
+        task = asyncio.create_task(_settle_lazily(self._store, row, "done", **fields), name="journal-settle")
         self._settling.add(task)
         task.add_done_callback(self._settling.discard)
 
@@ -280,6 +281,11 @@ class JournalBroker:
                 raise
             # Anything else (cancelled at shutdown, a bug): whether it left is unknown; the
             # row stays "sent" and the next start reconciles it.
+
+
+async def _settle_lazily(store: Store, row: int, state: str, **fields: Any) -> None:
+    with lazily():
+        await settle(store, row, state, **fields)
 
 
 async def settle(store: Store, row: int, state: str, detail: str | None = None, **fields: Any) -> None:

@@ -15,7 +15,14 @@ from datetime import UTC, datetime
 
 import structlog
 
-from pipsync_lite.ctrader.model import BrokerEvent, Execution, ExecutionKind, Position, SymbolInfo
+from pipsync_lite.ctrader.model import (
+    BrokerEvent,
+    Execution,
+    ExecutionKind,
+    Position,
+    SymbolInfo,
+)
+from pipsync_lite.database import lazily
 from pipsync_lite.events import EventBus
 from pipsync_lite.store import Store, utcnow_iso
 
@@ -62,6 +69,10 @@ class Ledger:
             await self._queue.join()
 
     async def _run(self) -> None:
+        with lazily():  # the log of what happened: nothing waits for it (see database.lazily)
+            await self._follow()
+
+    async def _follow(self) -> None:
         while True:
             event = await self._queue.get()
             try:

@@ -36,6 +36,7 @@ from zoneinfo import ZoneInfo
 import structlog
 
 from pipsync_lite.ctrader.model import Broker
+from pipsync_lite.database import lazily
 from pipsync_lite.events import Event, EventBus
 from pipsync_lite.floating import FloatingPnL
 from pipsync_lite.risk_config import RiskLimits
@@ -247,6 +248,10 @@ class LossBook:
 
     async def _save_peaks(self) -> None:
         """Write the peak until the stored one is the latest: one writer, so in order."""
+        with lazily():
+            await self._save_peaks_now()
+
+    async def _save_peaks_now(self) -> None:
         while self._peak is not None and self._peak != self._peak_saved:
             day, amount = peak = self._peak
             try:
