@@ -19,7 +19,6 @@ again by the recovery and go through the same age rule.
 from __future__ import annotations
 
 import asyncio
-import contextlib
 from collections.abc import Awaitable, Callable
 from datetime import datetime
 from typing import Any, Literal
@@ -32,6 +31,7 @@ from pipsync_lite.events import EventBus
 from pipsync_lite.journal import requests_for
 from pipsync_lite.ledger import signal_id_from_label
 from pipsync_lite.store import Store
+from pipsync_lite.waits import wait_event
 
 log = structlog.get_logger("pipsync_lite.intake")
 
@@ -99,8 +99,7 @@ class Intake:
         """Wait out a recovery under way (not an outage), up to ``wait`` seconds. Called before
         the engine takes its decision lock: the drain that opens the intake needs that lock."""
         if not self._open.is_set() and self._brief and wait > 0:
-            with contextlib.suppress(TimeoutError):
-                await asyncio.wait_for(self._open.wait(), wait)
+            await wait_event(self._open, wait)
 
     def admit(self) -> Admission:
         """``open``, or what to do with an alert now: ``queue`` it or ``reject`` it (503)."""

@@ -29,6 +29,7 @@ from pipsync_lite.events import Event, EventBus
 from pipsync_lite.losses import needs_equity, needs_stats
 from pipsync_lite.risk import loss_breaches
 from pipsync_lite.signal_model import Action, Dialect, Signal
+from pipsync_lite.waits import wait_event
 from pipsync_lite.windows import describe_local, next_trading_day_start, open_window
 
 log = structlog.get_logger("pipsync_lite.monitor")
@@ -73,8 +74,7 @@ class RiskMonitor:
                 await self.check()
             except Exception:  # the monitor must outlive a bug in one check
                 log.exception("risk_monitor_check_failed")
-            with contextlib.suppress(asyncio.TimeoutError):
-                await asyncio.wait_for(self._wake.wait(), self._interval)
+            await wait_event(self._wake, self._interval)
             self._wake.clear()
 
     async def check(self) -> None:

@@ -17,7 +17,6 @@ the signature is computed at each attempt, so ``t`` is the time of that attempt)
 from __future__ import annotations
 
 import asyncio
-import contextlib
 import hashlib
 import hmac
 import json
@@ -35,6 +34,7 @@ from pipsync_lite.events import Event
 from pipsync_lite.logs import Redactor
 from pipsync_lite.outbox import Message, NewMessage, Outbox
 from pipsync_lite.store import Store
+from pipsync_lite.waits import wait_event
 
 log = structlog.get_logger("pipsync_lite.notify")
 
@@ -210,8 +210,7 @@ class Notifier:
                 next_at = self._clock() + self._backoff
             wait = 60.0 if next_at is None else max(0.0, next_at - self._clock())
             if wait > 0 and not self._stopping:
-                with contextlib.suppress(TimeoutError):
-                    await asyncio.wait_for(self._wake.wait(), min(wait, 60.0))
+                await wait_event(self._wake, min(wait, 60.0))
 
     def _finished(self, message_id: int, task: asyncio.Task[None]) -> None:
         self._inflight.pop(message_id, None)

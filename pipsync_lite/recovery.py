@@ -34,7 +34,6 @@ An execution event that arrives late for a signal already marked ``unknown`` or
 from __future__ import annotations
 
 import asyncio
-import contextlib
 import json
 from collections.abc import Callable, Coroutine
 from dataclasses import dataclass
@@ -65,6 +64,7 @@ from pipsync_lite.journal import (
 )
 from pipsync_lite.ledger import signal_id_from_label
 from pipsync_lite.store import Store, utcnow_iso
+from pipsync_lite.waits import wait_event
 
 log = structlog.get_logger("pipsync_lite.recovery")
 
@@ -193,8 +193,7 @@ class Recovery:
                         raise  # the link went again: the next ready starts over
                     # a request of the pass went unanswered on a live link: try again shortly
                     log.warning("recovery_pass_retrying", reason=reason, error=str(exc))
-                    with contextlib.suppress(TimeoutError):
-                        await asyncio.wait_for(self._stopping.wait(), self._grace)
+                    await wait_event(self._stopping, self._grace)
                 except Exception:
                     # A bug must not keep the intake shut for good. What the pass did not
                     # settle stays unknown (never resent); only signals it queued are drained.
@@ -212,8 +211,7 @@ class Recovery:
 
     async def _after_timeout(self) -> None:
         # a late answer (then settled as late evidence) is cheaper than a pass
-        with contextlib.suppress(TimeoutError):
-            await asyncio.wait_for(self._stopping.wait(), self._grace)
+        await wait_event(self._stopping, self._grace)
         self._timeout_pass_due = False  # unknowns from here on get a pass of their own
         if self._broker.ready and not self._stopping.is_set():
             await self.run_pass("timeout")

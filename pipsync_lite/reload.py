@@ -24,6 +24,7 @@ from pydantic import BaseModel, SecretStr
 
 from pipsync_lite.config import Config, load_config
 from pipsync_lite.errors import ConfigError
+from pipsync_lite.waits import wait_event
 
 log = structlog.get_logger("pipsync_lite.reload")
 
@@ -136,8 +137,7 @@ class Reloader:
 
     async def _run(self) -> None:
         while True:
-            with contextlib.suppress(asyncio.TimeoutError):
-                await asyncio.wait_for(self._wake.wait(), self._poll)
+            await wait_event(self._wake, self._poll)
             forced = self._wake.is_set()
             self._wake.clear()
             seen = self._fingerprint()

@@ -41,6 +41,7 @@ from pipsync_lite.ctrader.client import CTraderClient
 from pipsync_lite.errors import BrokerError
 from pipsync_lite.events import EventBus
 from pipsync_lite.store import Store, utcnow_iso
+from pipsync_lite.waits import wait_event
 
 log = structlog.get_logger("pipsync_lite.tokens")
 
@@ -199,8 +200,7 @@ class TokenManager:
                     self._warn(pair, left)
                 else:  # wake just after the session's own refresh-ahead moment
                     wait = min(wait, (left - EXPIRING_WITHIN).total_seconds() + 60)
-            with contextlib.suppress(TimeoutError):
-                await asyncio.wait_for(self._changed.wait(), wait)
+            await wait_event(self._changed, wait)
 
     async def _refresh_stale(self, broker: CTraderClient, age: timedelta) -> None:
         await broker.wait_ready(CHECK_EVERY)
@@ -211,8 +211,7 @@ class TokenManager:
             await broker.refresh_tokens()
         except BrokerError as exc:
             log.error("broker_token_refresh_failed", error=str(exc))
-            with contextlib.suppress(TimeoutError):
-                await asyncio.wait_for(self._changed.wait(), CHECK_EVERY)
+            await wait_event(self._changed, CHECK_EVERY)
 
     def _warn(self, pair: TokenPair, left: timedelta) -> None:
         if self._warned_for == pair.obtained_at:

@@ -35,7 +35,14 @@ from pipsync_lite.ctrader.model import BrokerEvent, ConnectionChange, Execution
 from pipsync_lite.ctrader.protocol import Pacer
 from pipsync_lite.ctrader.settings import ClientSettings, TokenCallback
 from pipsync_lite.ctrader.state import BrokerState
-from pipsync_lite.errors import BrokerAuthError, BrokerError, BrokerRejected, BrokerTimeout, BrokerUnavailable
+from pipsync_lite.errors import (
+    BrokerAuthError,
+    BrokerError,
+    BrokerRejected,
+    BrokerTimeout,
+    BrokerUnavailable,
+)
+from pipsync_lite.waits import wait_event
 
 log = structlog.get_logger(__name__)
 P = protos.messages
@@ -144,10 +151,7 @@ class Session:
         log.info("broker_stopped")
 
     async def wait_ready(self, timeout: float) -> bool:
-        try:
-            await asyncio.wait_for(self._ready_event.wait(), timeout)
-        except TimeoutError:
-            pass
+        await wait_event(self._ready_event, timeout)
         return self.ready
 
     async def _run(self) -> None:
@@ -167,10 +171,7 @@ class Session:
                 delay = self._backoff(failures)
                 failures += 1
             log.warning("broker_disconnected", reason=reason, reconnect_in=round(delay, 3))
-            try:
-                await asyncio.wait_for(self._stop_event.wait(), delay)
-            except TimeoutError:
-                pass
+            await wait_event(self._stop_event, delay)
 
     async def _round(self) -> tuple[str, float | None, bool]:
         """One connection's life: (why it ended, the delay it imposes or None, was it ready)."""

@@ -29,7 +29,14 @@ from pipsync_lite.simulator.session import SessionHandlers
 from pipsync_lite.simulator.tokens import SimCredentials, TokenBook
 from pipsync_lite.simulator.trading import TradingHandlers
 from pipsync_lite.simulator.views import (
-    DealView, OrderView, PositionView, deal_view, order_view, position_view)
+    DealView,
+    OrderView,
+    PositionView,
+    deal_view,
+    order_view,
+    position_view,
+)
+from pipsync_lite.waits import wait_event
 
 log = structlog.get_logger(__name__)
 
@@ -55,7 +62,7 @@ class Simulator:
         tick_interval: float | None = None,
         credentials: SimCredentials | None = None,
         *,
-        balance: Decimal = Decimal("10000"),
+        balance: Decimal = Decimal(10000),
         leverage: int = 100,
         heartbeat_interval: float = 10.0,
         # The real idle timeout is unrecorded; 30 s is the schema's "idle for more than
@@ -263,10 +270,7 @@ class Simulator:
             wake = self._expiry_wake = asyncio.Event()
             due = self.engine.next_expiry_ms()
             timeout = None if due is None else max(0.0, due / 1000 - time.time())
-            try:
-                await asyncio.wait_for(wake.wait(), timeout)
-            except TimeoutError:
-                pass
+            await wait_event(wake, timeout)
             events = self.engine.expire_due(_now_ms())
             if events:
                 self.hub.publish(self.account.account_id, events)
