@@ -15,8 +15,8 @@ The guarantees are those of committing each statement on its own:
   still commit (a failed COMMIT fails every statement of the batch);
 - :meth:`Database.atomic` runs several statements all-or-nothing.
 
-Writes nothing waits for (the trade log's record of a fill, a request's settled state, the
-signal's final status) are issued under :func:`lazily`: while alerts are coming (an eager write
+Writes nothing waits for (a request's settled state, the signal's final status, the peak
+equity) are issued under :func:`lazily`: while alerts are coming (an eager write
 in the last ``BUSY_WINDOW``), a batch of only such writes waits up to ``LAZY_WAIT`` for another
 write to ride along with, so an alert's bookkeeping shares the next alert's fsync instead of
 keeping the disk busy when that alert's row must be written; when all is quiet they go at once. Should

@@ -22,7 +22,6 @@ from pipsync_lite.ctrader.model import (
     Position,
     SymbolInfo,
 )
-from pipsync_lite.database import lazily
 from pipsync_lite.events import EventBus
 from pipsync_lite.store import Store, utcnow_iso
 
@@ -69,10 +68,8 @@ class Ledger:
             await self._queue.join()
 
     async def _run(self) -> None:
-        with lazily():  # the log of what happened: nothing waits for it (see database.lazily)
-            await self._follow()
-
-    async def _follow(self) -> None:
+        # Not lazily (see database.lazily): each event's writes wait for the previous ones, and
+        # a chain of lazy waits would leave the log (and the day's realized P/L) behind.
         while True:
             event = await self._queue.get()
             try:
