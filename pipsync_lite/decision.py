@@ -227,6 +227,8 @@ def inflight_of(plan: EntryPlan) -> Inflight:
 
 #: SymbolInfo holds only ints, strs and bools: its fields are read as they are (asdict deep-copies).
 _SYMBOL_FIELDS = tuple(f.name for f in dataclasses.fields(SymbolInfo))
+#: ``side.value`` by lookup: an enum's ``.value`` is a slow descriptor, read once per position.
+_SIDE_VALUE = {side: side.value for side in Side}
 
 
 def context_json(market: Market, account: AccountView) -> dict[str, Any]:
@@ -240,8 +242,8 @@ def context_json(market: Market, account: AccountView) -> dict[str, Any]:
         "currency": market.currency,
         "rate": _s(market.rate),
         "account_type": None if acct is None else acct.account_type.value,
-        "positions": [[p.symbol_id, p.side.value, p.volume] for p in snap.positions],
-        "orders": [[o.symbol_id, o.side.value] for o in snap.orders],
+        "positions": [[p.symbol_id, _SIDE_VALUE[p.side], p.volume] for p in snap.positions],
+        "orders": [[o.symbol_id, _SIDE_VALUE[o.side]] for o in snap.orders],
         "inflight": [[i.symbol_id, None if i.side is None else i.side.value, i.pending_order] for i in account.inflight],
         "day": None if account.day is None else _day_json(account.day),
         "kill": None if account.kill is None else {

@@ -50,7 +50,7 @@ from pipsync_lite.risk import AccountView, Inflight, Proposal, evaluate
 from pipsync_lite.risk_config import RiskLimits
 from pipsync_lite.signal_model import Action, Signal
 from pipsync_lite.signals import parse_signal
-from pipsync_lite.sizing import conversion_rate, find_conversion
+from pipsync_lite.sizing import Conversion, conversion_rate, find_conversion
 from pipsync_lite.store import SignalRecord, Store, utcnow_iso
 from pipsync_lite.symbols import UnknownSymbol, resolve, strip_exchange
 
@@ -65,6 +65,13 @@ _NEEDS_QUOTE = (Action.MODIFY, Action.BREAKEVEN)
 
 def utcnow() -> datetime:
     return datetime.now(UTC)
+
+
+class _Wait:
+    """A value that is not known without waiting for the broker."""
+
+
+_WAIT = _Wait()
 
 
 @dataclass(frozen=True, slots=True)
@@ -412,21 +419,37 @@ class Engine:
     async def _market(self, symbol: SymbolInfo) -> Market:
         account = self._broker.account
         currency = account.deposit_asset if account is not None else ""
-        # Both first quotes at once: a cold symbol and its conversion pair cost one wait, not two.
-        quote, rate = await asyncio.gather(self._quote(symbol), self._rate(symbol, currency))
+        quote = self._live_quote(symbol)
+        rate = self._rate_now(symbol, currency)
+        if quote is None or rate is _WAIT:
+            # Both first quotes at once: a cold symbol and its conversion pair cost one wait, not two.
+            quote, rate = await asyncio.gather(self._quote(symbol), self._rate(symbol, currency))
+        assert not isinstance(rate, _Wait)
         return Market(symbol, quote, account.balance if account else None, currency, rate)
 
     async def _rate(self, symbol: SymbolInfo, currency: str) -> Decimal | None:
         """One unit of ``symbol``'s quote currency in the account currency (live mid price)."""
+        conversion = self._conversion(symbol, currency)
+        if not isinstance(conversion, Conversion):
+            return conversion
+        return conversion_rate(conversion, await self._quote(conversion.symbol))
+
+    def _rate_now(self, symbol: SymbolInfo, currency: str) -> Decimal | None | _Wait:
+        """:meth:`_rate` if it needs no wait (its conversion pair is quoted already), else ``_WAIT``."""
+        conversion = self._conversion(symbol, currency)
+        if not isinstance(conversion, Conversion):
+            return conversion
+        quote = self._live_quote(conversion.symbol)
+        return _WAIT if quote is None else conversion_rate(conversion, quote)
+
+    def _conversion(self, symbol: SymbolInfo, currency: str) -> Conversion | Decimal | None:
+        """The pair whose price converts ``symbol``'s quote currency, or the rate when none is needed."""
         if not currency or not symbol.quote_asset:
             return None
         if symbol.quote_asset == currency:
             return Decimal(1)
         everything = (self._broker.symbol(n) for n in self._broker.symbol_names())
-        conversion = find_conversion(symbol.quote_asset, currency, (s for s in everything if s is not None))
-        if conversion is None:
-            return None
-        return conversion_rate(conversion, await self._quote(conversion.symbol))
+        return find_conversion(symbol.quote_asset, currency, (s for s in everything if s is not None))
 
     async def _view(
         self, limits: RiskLimits, now: datetime, only: Callable[[list[Position]], list[Position]] | None = None
@@ -481,10 +504,17 @@ class Engine:
             return plan_close(symbol, positions, action, lots=signal.lots, percent=signal.percent)
         return plan_breakeven(signal, symbol, positions, quote)
 
-    async def _quote(self, symbol: SymbolInfo, timeout: float = 2.0) -> Quote | None:
-        """The live quote; the first alert on a symbol subscribes to it and waits for its first spot."""
+    def _live_quote(self, symbol: SymbolInfo) -> Quote | None:
+        """The symbol's quote if it has both sides already (no wait), else None."""
         quote = self._broker.quote(symbol.symbol_id)
         if quote is not None and quote.bid is not None and quote.ask is not None:
+            return quote
+        return None
+
+    async def _quote(self, symbol: SymbolInfo, timeout: float = 2.0) -> Quote | None:
+        """The live quote; the first alert on a symbol subscribes to it and waits for its first spot."""
+        quote = self._live_quote(symbol)
+        if quote is not None:
             return quote
         await self._broker.subscribe_quotes({symbol.symbol_id})
         deadline = asyncio.get_running_loop().time() + timeout

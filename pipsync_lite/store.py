@@ -196,6 +196,9 @@ MIGRATIONS: tuple[str, ...] = (
 #: Statuses of signals that passed the guard: what duplicates are compared with.
 PAST_THE_GUARD = ("accepted", "pending_approval", "queued", "executed", "failed", "unknown")
 
+#: ``json.dumps(value, default=str)`` with its encoder built once, not on every call.
+to_json = json.JSONEncoder(default=str).encode
+
 
 def utcnow_iso(now: datetime | None = None) -> str:
     return (now or datetime.now(UTC)).isoformat(timespec="milliseconds")
@@ -322,7 +325,7 @@ class Store:
                 record.source_ip,
                 record.dialect,
                 record.raw_body,
-                None if record.parsed is None else json.dumps(record.parsed, default=str),
+                None if record.parsed is None else to_json(record.parsed),
                 record.action,
                 record.symbol,
                 record.idempotency_key,
@@ -335,7 +338,7 @@ class Store:
                 record.config_version,
                 now,
                 record.body_hash,
-                None if record.context is None else json.dumps(record.context, default=str),
+                None if record.context is None else to_json(record.context),
             ),
         )
 
@@ -351,7 +354,7 @@ class Store:
     async def update_signal(self, signal_id: int, **fields: Any) -> None:
         """Set columns of a signal row (a decision taken later: approval, expiry)."""
         values = {
-            k: _text(v) if isinstance(v, Decimal) else json.dumps(v, default=str) if isinstance(v, Mapping) else v
+            k: _text(v) if isinstance(v, Decimal) else to_json(v) if isinstance(v, Mapping) else v
             for k, v in fields.items()
         }
         values["updated_at"] = utcnow_iso()
