@@ -33,7 +33,7 @@ from pipsync_lite.approvals import SKIPPED_ON_APPROVAL, Approvals
 from pipsync_lite.config import Config
 from pipsync_lite.ctrader.model import AccountSnapshot, Position, Quote, SymbolInfo
 from pipsync_lite.database import lazily
-from pipsync_lite.decision import Market, context_json, inflight_of, judge_entry
+from pipsync_lite.decision import context_json, inflight_of, judge_entry
 from pipsync_lite.dedupe import Dedupe
 from pipsync_lite.errors import BrokerError, BrokerRejected, BrokerTimeout, SignalError
 from pipsync_lite.events import EventBus
@@ -44,13 +44,13 @@ from pipsync_lite.journal import JournalBroker, Prepared, bind_signal
 from pipsync_lite.killswitch import KillSwitch
 from pipsync_lite.logs import Redactor
 from pipsync_lite.losses import LossBook, needs_equity
+from pipsync_lite.market import MarketReader
 from pipsync_lite.plans import Close, ClosePlan, EntryPlan, Plan, PlanRejected
 from pipsync_lite.ratelimit import RateLimiter
 from pipsync_lite.risk import AccountView, Inflight, Proposal, evaluate
 from pipsync_lite.risk_config import RiskLimits
 from pipsync_lite.signal_model import Action, Signal
 from pipsync_lite.signals import parse_signal
-from pipsync_lite.sizing import Conversion, conversion_rate, find_conversion
 from pipsync_lite.store import SignalRecord, Store, utcnow_iso
 from pipsync_lite.symbols import UnknownSymbol, resolve, strip_exchange
 
@@ -65,13 +65,6 @@ _NEEDS_QUOTE = (Action.MODIFY, Action.BREAKEVEN)
 
 def utcnow() -> datetime:
     return datetime.now(UTC)
-
-
-class _Wait:
-    """A value that is not known without waiting for the broker."""
-
-
-_WAIT = _Wait()
 
 
 @dataclass(frozen=True, slots=True)
@@ -129,6 +122,7 @@ class Engine:
         self.kill_switch = KillSwitch(store, events)
         self.losses = LossBook(store, broker, events)
         self.approvals = Approvals(store)
+        self._markets = MarketReader(broker)
         self._dedupe = Dedupe(store, config)
         limit = config.server.rate_limit
         self._limiter = None if limit is None else RateLimiter(limit.per_minute, limit.burst)
@@ -385,7 +379,7 @@ class Engine:
         limits = self._config.risk.for_symbol(name)
         if signal.action in _ENTRIES and symbol is not None:
             return await self._entry(signal, symbol, limits, now, skip, only)
-        quote = await self._quote(symbol) if symbol is not None and signal.action in _NEEDS_QUOTE else None
+        quote = await self._markets.quote(symbol) if symbol is not None and signal.action in _NEEDS_QUOTE else None
         try:
             plan = self._plan(signal, symbol, quote, only)
         except SignalError as err:
@@ -407,7 +401,7 @@ class Engine:
         skip: frozenset[str],
         only: Callable[[list[Position]], list[Position]] | None = None,
     ) -> _Decision:
-        market = await self._market(symbol)
+        market = await self._markets.market(symbol)
         view = await self._view(limits, now, only)
         judged = judge_entry(signal, market, view, limits, now, skip=skip)
         return _Decision(
@@ -415,41 +409,6 @@ class Engine:
             rule=judged.rule, field=judged.field, reason=judged.reason, lots=judged.lots, notes=judged.notes,
             context=context_json(market, view), limits=limits,
         )  # fmt: skip
-
-    async def _market(self, symbol: SymbolInfo) -> Market:
-        account = self._broker.account
-        currency = account.deposit_asset if account is not None else ""
-        quote = self._live_quote(symbol)
-        rate = self._rate_now(symbol, currency)
-        if quote is None or rate is _WAIT:
-            # Both first quotes at once: a cold symbol and its conversion pair cost one wait, not two.
-            quote, rate = await asyncio.gather(self._quote(symbol), self._rate(symbol, currency))
-        assert not isinstance(rate, _Wait)
-        return Market(symbol, quote, account.balance if account else None, currency, rate)
-
-    async def _rate(self, symbol: SymbolInfo, currency: str) -> Decimal | None:
-        """One unit of ``symbol``'s quote currency in the account currency (live mid price)."""
-        conversion = self._conversion(symbol, currency)
-        if not isinstance(conversion, Conversion):
-            return conversion
-        return conversion_rate(conversion, await self._quote(conversion.symbol))
-
-    def _rate_now(self, symbol: SymbolInfo, currency: str) -> Decimal | None | _Wait:
-        """:meth:`_rate` if it needs no wait (its conversion pair is quoted already), else ``_WAIT``."""
-        conversion = self._conversion(symbol, currency)
-        if not isinstance(conversion, Conversion):
-            return conversion
-        quote = self._live_quote(conversion.symbol)
-        return _WAIT if quote is None else conversion_rate(conversion, quote)
-
-    def _conversion(self, symbol: SymbolInfo, currency: str) -> Conversion | Decimal | None:
-        """The pair whose price converts ``symbol``'s quote currency, or the rate when none is needed."""
-        if not currency or not symbol.quote_asset:
-            return None
-        if symbol.quote_asset == currency:
-            return Decimal(1)
-        everything = (self._broker.symbol(n) for n in self._broker.symbol_names())
-        return find_conversion(symbol.quote_asset, currency, (s for s in everything if s is not None))
 
     async def _view(
         self, limits: RiskLimits, now: datetime, only: Callable[[list[Position]], list[Position]] | None = None
@@ -503,27 +462,6 @@ class Engine:
         if action in _CLOSE_ACTIONS:
             return plan_close(symbol, positions, action, lots=signal.lots, percent=signal.percent)
         return plan_breakeven(signal, symbol, positions, quote)
-
-    def _live_quote(self, symbol: SymbolInfo) -> Quote | None:
-        """The symbol's quote if it has both sides already (no wait), else None."""
-        quote = self._broker.quote(symbol.symbol_id)
-        if quote is not None and quote.bid is not None and quote.ask is not None:
-            return quote
-        return None
-
-    async def _quote(self, symbol: SymbolInfo, timeout: float = 2.0) -> Quote | None:
-        """The live quote; the first alert on a symbol subscribes to it and waits for its first spot."""
-        quote = self._live_quote(symbol)
-        if quote is not None:
-            return quote
-        await self._broker.subscribe_quotes({symbol.symbol_id})
-        deadline = asyncio.get_running_loop().time() + timeout
-        while asyncio.get_running_loop().time() < deadline:
-            quote = self._broker.quote(symbol.symbol_id)
-            if quote is not None and quote.bid is not None and quote.ask is not None:
-                return quote
-            await asyncio.sleep(0.005)
-        return quote
 
     # -- manual approval ------------------------------------------------------------------------
 

@@ -72,7 +72,7 @@ STEPS = (
     "parse_signal (pipsync_lite/signals.py)",
     "Engine._decide (pipsync_lite/engine.py)",
     "Engine._duplicate_of (pipsync_lite/engine.py)",
-    "Engine._market (pipsync_lite/engine.py)",
+    "MarketReader.market (pipsync_lite/market.py)",
     "Engine._view (pipsync_lite/engine.py)",
     "LossBook.stats (pipsync_lite/losses.py)",
     "LossBook._totals (pipsync_lite/losses.py)",
