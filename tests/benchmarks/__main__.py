@@ -122,7 +122,7 @@ def pacing_table(p: PacingResult) -> str:
         ["most requests in any 1 s at the server", f"{p.max_in_any_second} (limit 50)"],
         ["orders per 1 s window from the first: min / mean / max", f"{w} (no idling: {yes(idle_free)})"],
         ["first → last order on the wire", f"{fmt(p.first_to_last_s, 2)} s (pacer bound "
-                                            f"{fmt(p.pacer_bound_s, 2)} s = windows of 50 per 1.025 s)"],
+                                            f"{fmt(p.pacer_bound_s, 2)} s = windows of 50 per {suite.PACED_WINDOW} s)"],
         ["first alert sent → last order on the wire", f"{fmt(p.burst_to_last_s, 2)} s (ideal {fmt(p.ideal_s, 1)} s "
                                                        f"= {p.orders} / 50)"],
         ["how the signals ended", p.outcome],

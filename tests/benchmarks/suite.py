@@ -30,7 +30,7 @@ from tests.benchmarks.harness import (
 
 HEARTBEAT = 51  # ProtoHeartbeatEvent's payload type: not counted by the server's limit
 ISOLATED_RATE = 40  # alerts/s: under the broker's limit, 25 ms apart
-PACED_WINDOW = 1.025  # the client's sliding window for 50 frames (protocol.Pacer's margin)
+PACED_WINDOW = 1.05  # the client's sliding window for 50 frames (protocol.Pacer's margin)
 
 
 @dataclass
@@ -280,7 +280,7 @@ class PacingResult:
 
     @property
     def pacer_bound_s(self) -> float:
-        """First to last order when every window of 1.025 s carries exactly 50."""
+        """First to last order when every window of PACED_WINDOW (1.05 s) carries exactly 50."""
         return (-(-self.orders // 50) - 1) * PACED_WINDOW
 
 
