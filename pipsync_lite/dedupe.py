@@ -61,10 +61,9 @@ class Dedupe:
         if seen is None or seen[1] < since:
             if timedelta(seconds=window) <= self._complete:
                 return None  # memory holds every such body of the window
-            return await self._first("body_hash = ? AND received_at >= ?", (body_hash, utcnow_iso(since)))
-        signal_id = seen[0]
-        if signal_id in self._unwritten or await self._still_past_the_guard(signal_id):
-            return signal_id
+        elif seen[0] in self._unwritten or await self._still_past_the_guard(seen[0]):
+            return seen[0]
+        # not in memory for so long a window, or rejected since: the database answers
         return await self._first("body_hash = ? AND received_at >= ?", (body_hash, utcnow_iso(since)))
 
     def remember(self, signal_id: int, key: str | None, body_hash: str | None, received_at: datetime) -> None:

@@ -361,26 +361,6 @@ class Store:
         assignments = ", ".join(f"{k} = ?" for k in values)
         await self.db.execute(f"UPDATE signals SET {assignments} WHERE id = ?", (*values.values(), signal_id))
 
-    async def find_accepted_by_body(self, body_hash: str, since: datetime) -> int | None:
-        """The first signal with this body received since ``since`` that got past the guard."""
-        async with self.db.execute(
-            f"""SELECT id FROM signals WHERE body_hash = ? AND received_at >= ?
-               AND status IN ({", ".join("?" for _ in PAST_THE_GUARD)}) ORDER BY id LIMIT 1""",
-            (body_hash, utcnow_iso(since), *PAST_THE_GUARD),
-        ) as cursor:
-            row = await cursor.fetchone()
-        return int(row[0]) if row else None
-
-    async def find_accepted_by_key(self, key: str) -> int | None:
-        """The first signal with this idempotency key that got past the guard."""
-        async with self.db.execute(
-            f"""SELECT id FROM signals WHERE idempotency_key = ?
-               AND status IN ({", ".join("?" for _ in PAST_THE_GUARD)}) ORDER BY id LIMIT 1""",
-            (key, *PAST_THE_GUARD),
-        ) as cursor:
-            row = await cursor.fetchone()
-        return int(row[0]) if row else None
-
     async def signal(self, signal_id: int) -> dict[str, Any] | None:
         async with self.db.execute("SELECT * FROM signals WHERE id = ?", (signal_id,)) as cursor:
             row = await cursor.fetchone()
